@@ -1,0 +1,63 @@
+# korrigo.ops developer entry points. The README's two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(CURDIR)/$(VENV)/bin
+COLLECTION_LINK := .cache/collections/ansible_collections/korrigo/ops
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export PYTHONPATH := $(CURDIR)/.cache/collections:$(CURDIR)/tests/stack
+export KORRIGO_DSN ?= postgresql://korrigo:korrigo@127.0.0.1:55432/korrigo
+
+.PHONY: venv stack stack-down seed demo test unit integration molecule lint sanity build bench clean
+
+venv: $(VENV)/.installed $(COLLECTION_LINK)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+# The repository is the collection; link it where Ansible looks for korrigo.ops.
+$(COLLECTION_LINK):
+	mkdir -p $(dir $(COLLECTION_LINK))
+	ln -sfn ../../../.. $(COLLECTION_LINK)
+
+stack: venv
+	tests/stack/up.sh
+
+stack-down:
+	tests/stack/down.sh
+
+# The demo: the stack with seeded incidents, then the remediation against it.
+demo: stack
+	$(BIN)/python -m korrigo_stack.seed --reset --scenario baseline --scenario locks
+	$(BIN)/ansible-playbook playbooks/release_expired_locks.yml -i inventories/local
+
+test: venv stack unit integration molecule lint sanity
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: stack
+	$(BIN)/pytest -q tests/integration
+
+molecule: stack
+	$(BIN)/molecule test --all
+
+lint: venv
+	$(BIN)/ansible-lint --profile production
+
+sanity: venv
+	tests/sanity/run.sh
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist
+
+bench: stack
+	$(BIN)/python benchmarks/bench_copylock.py
+
+clean:
+	rm -rf .cache .pytest_cache

@@ -1,0 +1,272 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: korrigo.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: korrigo_facts
+short_description: Diagnose a Korrigo database as data
+version_added: 0.1.0
+description:
+  - Sets C(ansible_facts.korrigo) from a few set-based, read-only queries on Korrigo's real schema:
+    copies by status, stuck imports, failed finalizations, copy locks, out-of-bounds annotations and the
+    Korrigo version detected from the schema.
+  - Ages come from the columns Korrigo really has: a STAGING copy's age is its C(IMPORT) event
+    C(timestamp) (C(exams_copy) has no C(created_at)); a lock's age is C(locked_at).
+  - Runs in a read-only transaction, so a read-only database role is enough. Never changes anything.
+author:
+  - korrigo.ops maintainers
+options:
+  gather_subset:
+    description:
+      - Parts to gather. C(version) is always gathered.
+    type: list
+    elements: str
+    default: [ all ]
+    choices: [ all, copies, stuck_imports, finalizations, locks, annotations, version ]
+  stuck_after_minutes:
+    description:
+      - A STAGING copy without pages is stuck once its IMPORT event is older than this.
+      - Copies without any IMPORT event are reported as stuck with an unknown age.
+    type: int
+    default: 5
+  lock_age_minutes:
+    description:
+      - Locks whose C(locked_at) is older than this are counted as old (likely abandoned, even if renewed).
+    type: int
+    default: 60
+  list_limit:
+    description:
+      - Most rows listed per finding; counts always cover every row.
+    type: int
+    default: 200
+extends_documentation_fragment:
+  - korrigo.ops.korrigo
+  - korrigo.ops.korrigo.attributes_read_only
+seealso:
+  - module: korrigo.ops.copylock
+'''
+
+EXAMPLES = r'''
+- name: Gather every Korrigo fact
+  korrigo.ops.korrigo_facts:
+    login_host: 127.0.0.1
+    login_port: 55432
+    login_user: korrigo
+    login_password: "{{ korrigo_db_password }}"
+
+- name: Only locks, with a 2 hour age threshold
+  korrigo.ops.korrigo_facts:
+    database_url: "{{ korrigo_database_url }}"
+    gather_subset: [locks]
+    lock_age_minutes: 120
+
+- name: Show expired locks
+  ansible.builtin.debug:
+    var: ansible_facts.korrigo.locks.expired
+'''
+
+RETURN = r'''
+ansible_facts:
+  description: Facts under the C(korrigo) key.
+  returned: always
+  type: dict
+  contains:
+    korrigo:
+      description: The diagnosis.
+      type: dict
+      returned: always
+      sample:
+        version: {name: head, lock_workflow: false, finalize_accepts: [READY, GRADING_FAILED]}
+        copies_by_status: {STAGING: 1, READY: 3, LOCKED: 7, GRADING_IN_PROGRESS: 0, GRADING_FAILED: 0, GRADED: 2}
+        locks: {total: 7, active: 2, expired: 5, older_than_threshold: 1, locked_without_valid_lock: 5}
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.korrigo.ops.plugins.module_utils.database import (
+    KorrigoError, connect, dict_cursor, jsonable, korrigo_common_argument_spec, psycopg2,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES, detect_version
+
+SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version')
+
+COPIES_SQL = "SELECT status, count(*) AS n FROM exams_copy GROUP BY status"
+
+# Only a STAGING copy with no booklet or empty pages_images is stuck; with pages it awaits validation.
+STUCK_IMPORTS_SQL = """
+WITH staging AS (
+    SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.exam_id,
+           (SELECT min(e."timestamp") FROM grading_gradingevent e
+             WHERE e.copy_id = c.id AND e.action = 'IMPORT') AS imported_at,
+           (SELECT count(*) FROM exams_copy_booklets cb WHERE cb.copy_id = c.id) AS booklets,
+           (SELECT coalesce(sum(CASE jsonb_typeof(b.pages_images)
+                                WHEN 'array' THEN jsonb_array_length(b.pages_images) ELSE 0 END), 0)
+              FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
+             WHERE cb.copy_id = c.id) AS pages
+      FROM exams_copy c
+     WHERE c.status = 'STAGING'
+), stuck AS (
+    SELECT s.*, extract(epoch FROM now() - s.imported_at)::float8 AS age_seconds,
+           s.imported_at IS NULL AS age_unknown
+      FROM staging s
+     WHERE s.pages = 0
+       AND (s.imported_at IS NULL OR s.imported_at < now() - make_interval(mins => %(stuck_after)s))
+)
+SELECT (SELECT count(*) FROM staging) AS staging_total,
+       (SELECT count(*) FROM staging WHERE pages > 0) AS awaiting_validation,
+       (SELECT count(*) FROM staging WHERE pages = 0) AS without_pages,
+       (SELECT count(*) FROM stuck) AS stuck_total,
+       (SELECT count(*) FROM stuck WHERE age_unknown) AS stuck_unknown_age,
+       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.imported_at NULLS FIRST, x.anonymous_id), '[]')
+          FROM (SELECT * FROM stuck ORDER BY imported_at NULLS FIRST, anonymous_id LIMIT %(limit)s) x) AS stuck
+"""
+
+# A failure event carries metadata.success=false; any other FINALIZE event records a success.
+FINALIZATIONS_SQL = """
+WITH failing AS (
+    SELECT c.id AS copy_id, c.anonymous_id, c.status, c.grading_retries, c.grading_error_message,
+           c.pdf_source, f.failure_events, f.success_events, f.last_failure_at, f.last_event_at
+      FROM exams_copy c
+      LEFT JOIN LATERAL (
+           SELECT count(*) FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS failure_events,
+                  count(*) FILTER (WHERE e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS success_events,
+                  max(e."timestamp") FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS last_failure_at,
+                  max(e."timestamp") AS last_event_at
+             FROM grading_gradingevent e
+            WHERE e.copy_id = c.id AND e.action = 'FINALIZE') f ON true
+     WHERE c.status IN ('GRADING_FAILED', 'GRADING_IN_PROGRESS')
+)
+SELECT (SELECT count(*) FROM failing WHERE status = 'GRADING_FAILED') AS failed_total,
+       (SELECT count(*) FROM failing WHERE status = 'GRADING_FAILED' AND grading_retries >= 3) AS retries_exhausted,
+       (SELECT count(*) FROM failing WHERE status = 'GRADING_IN_PROGRESS') AS in_progress_total,
+       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
+          FROM (SELECT * FROM failing ORDER BY anonymous_id LIMIT %(limit)s) x) AS copies
+"""
+
+LOCKS_SQL = """
+WITH locks AS (
+    SELECT l.copy_id, c.anonymous_id, c.status AS copy_status, u.username AS owner, l.locked_at, l.expires_at,
+           l.expires_at < now() AS expired,
+           extract(epoch FROM now() - l.expires_at)::float8 AS expired_since_seconds,
+           extract(epoch FROM now() - l.locked_at)::float8 AS age_seconds
+      FROM grading_copylock l
+      JOIN exams_copy c ON c.id = l.copy_id
+      JOIN auth_user u ON u.id = l.owner_id
+), orphans AS (
+    SELECT c.id AS copy_id, c.anonymous_id, c.locked_at, l.expires_at,
+           CASE WHEN l.id IS NULL THEN 'no_lock' ELSE 'expired_lock' END AS reason
+      FROM exams_copy c LEFT JOIN grading_copylock l ON l.copy_id = c.id
+     WHERE c.status = 'LOCKED' AND (l.id IS NULL OR l.expires_at < now())
+)
+SELECT (SELECT count(*) FROM locks) AS total,
+       (SELECT count(*) FROM locks WHERE NOT expired) AS active,
+       (SELECT count(*) FROM locks WHERE expired) AS expired_total,
+       (SELECT count(*) FROM locks WHERE locked_at < now() - make_interval(mins => %(lock_age)s))
+           AS older_than_threshold,
+       (SELECT count(*) FROM orphans) AS locked_without_valid_lock,
+       (SELECT count(*) FROM orphans WHERE reason = 'no_lock') AS locked_without_lock_row,
+       (SELECT coalesce(jsonb_object_agg(owner, n), '{}')
+          FROM (SELECT owner, count(*) AS n FROM locks WHERE expired GROUP BY owner) o) AS expired_by_owner,
+       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.expires_at, x.anonymous_id), '[]')
+          FROM (SELECT * FROM locks WHERE expired ORDER BY expires_at, anonymous_id LIMIT %(limit)s) x) AS expired,
+       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.locked_at, x.anonymous_id), '[]')
+          FROM (SELECT * FROM locks WHERE locked_at < now() - make_interval(mins => %(lock_age)s)
+                 ORDER BY locked_at, anonymous_id LIMIT %(limit)s) x) AS old,
+       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
+          FROM (SELECT * FROM orphans ORDER BY anonymous_id LIMIT %(limit)s) x) AS locked_copies_without_valid_lock
+"""
+
+# PostgreSQL sorts NaN above every number, so NaN coordinates also fail the bounds tests.
+ANNOTATIONS_SQL = """
+WITH bad AS (
+    SELECT a.id AS annotation_id, a.copy_id, c.anonymous_id, c.status AS copy_status, a.page_index,
+           a.x, a.y, a.w, a.h, a.type, a.score_delta
+      FROM grading_annotation a JOIN exams_copy c ON c.id = a.copy_id
+     WHERE a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
+        OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h)
+)
+SELECT (SELECT count(*) FROM bad) AS out_of_bounds_total,
+       (SELECT count(DISTINCT copy_id) FROM bad) AS copies_affected,
+       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id, x.page_index), '[]')
+          FROM (SELECT * FROM bad ORDER BY anonymous_id, page_index LIMIT %(limit)s) x) AS out_of_bounds
+"""
+
+
+def fetch(cursor, statement, params=None):
+    cursor.execute(statement, params or {})
+    return cursor.fetchone()
+
+
+def gather(cursor, subsets, params):
+    query_params = {
+        'stuck_after': params['stuck_after_minutes'],
+        'lock_age': params['lock_age_minutes'],
+        'limit': params['list_limit'],
+    }
+    facts = {'version': detect_version(cursor)}
+    if 'copies' in subsets:
+        cursor.execute(COPIES_SQL)
+        by_status = dict((status, 0) for status in COPY_STATUSES)
+        for row in cursor.fetchall():
+            by_status[row['status']] = row['n']
+        facts['copies_by_status'] = by_status
+        facts['copies_total'] = sum(by_status.values())
+    if 'stuck_imports' in subsets:
+        facts['stuck_imports'] = fetch(cursor, STUCK_IMPORTS_SQL, query_params)
+    if 'finalizations' in subsets:
+        facts['finalizations'] = fetch(cursor, FINALIZATIONS_SQL, query_params)
+    if 'locks' in subsets:
+        facts['locks'] = fetch(cursor, LOCKS_SQL, query_params)
+    if 'annotations' in subsets:
+        facts['annotations'] = fetch(cursor, ANNOTATIONS_SQL, query_params)
+    facts['thresholds'] = {
+        'stuck_after_minutes': params['stuck_after_minutes'],
+        'lock_age_minutes': params['lock_age_minutes'],
+    }
+    return jsonable(facts)
+
+
+def selected_subsets(requested):
+    if 'all' in requested:
+        return set(SUBSETS)
+    return set(requested) | set(['version'])
+
+
+def gather_facts(module):
+    params = module.params
+    for name in ('stuck_after_minutes', 'lock_age_minutes', 'list_limit'):
+        if params[name] < 0:
+            raise KorrigoError("%s must not be negative (got %d)" % (name, params[name]))
+    conn = connect(params, 'korrigo.ops:korrigo_facts')
+    try:
+        conn.set_session(readonly=True)
+        facts = gather(dict_cursor(conn), selected_subsets(params['gather_subset']), params)
+    except psycopg2.Error as err:
+        raise KorrigoError("gathering Korrigo facts failed: %s" % str(err).strip())
+    finally:
+        conn.rollback()
+        conn.close()
+    return {'changed': False, 'ansible_facts': {'korrigo': facts}}
+
+
+def main():
+    argument_spec = korrigo_common_argument_spec()
+    argument_spec.update(
+        gather_subset=dict(type='list', elements='str', default=['all'], choices=['all'] + list(SUBSETS)),
+        stuck_after_minutes=dict(type='int', default=5),
+        lock_age_minutes=dict(type='int', default=60),
+        list_limit=dict(type='int', default=200),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, lambda: gather_facts(module))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,92 @@
+"""What releasing N expired locks costs through copylock, against the bare SQL doing the same work.
+
+Usage: python benchmarks/bench_copylock.py [--count 100000] [--repeat 3]
+(PYTHONPATH must hold .cache/collections and tests/stack; `make bench` sets it.)
+
+Each measurement starts from a freshly seeded database. "bare SQL" is the minimal change by hand
+(DELETE the expired locks, UPDATE their copies, no audit trail) in one transaction; "module" is the whole
+copylock module process (Python start-up, connection, version detection, advisory lock, the one statement
+with its guards, UNLOCK events and audit rows, commit). The ratio is what our safety costs.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import psycopg2
+
+from korrigo_stack import seed as stack_seed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:korrigo@127.0.0.1:55432/korrigo')
+BARE_SQL = """
+WITH released AS (DELETE FROM grading_copylock WHERE expires_at < now() RETURNING copy_id)
+UPDATE exams_copy c SET status = 'READY', locked_at = NULL, locked_by_id = NULL
+  FROM released r WHERE c.id = r.copy_id AND c.status = 'LOCKED'
+"""
+
+
+def fresh(count):
+    conn = psycopg2.connect(DSN)
+    conn.autocommit = True
+    stack_seed.reset(conn)
+    stack_seed.seed(conn, 'locks', count=count)
+    with conn.cursor() as cur:
+        cur.execute('ANALYZE')
+    return conn
+
+
+def time_bare_sql(count):
+    conn = fresh(count)
+    conn.autocommit = False
+    with conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute(BARE_SQL)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def time_module(count, check_mode=False):
+    fresh(count).close()
+    args = {'ANSIBLE_MODULE_ARGS': {
+        'login_host': '127.0.0.1', 'login_port': 55432, 'login_user': 'korrigo', 'login_password': 'korrigo',
+        'login_db': 'korrigo', 'expired': True, 'max_changes': count + 10, '_ansible_check_mode': check_mode}}
+    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as out:
+        json.dump(args, out)
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, '.cache', 'collections'))
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'plugins', 'modules', 'copylock.py'), out.name],
+                          env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    os.unlink(out.name)
+    result = json.loads(proc.stdout)
+    if result.get('failed') or result['count'] < count:
+        raise SystemExit('copylock did not release the %d locks: %s' % (count, result.get('msg')))
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--count', type=int, default=100000)
+    parser.add_argument('--repeat', type=int, default=3)
+    opts = parser.parse_args()
+    runs = {
+        'bare_sql_seconds': [time_bare_sql(opts.count) for _ in range(opts.repeat)],
+        'module_seconds': [time_module(opts.count) for _ in range(opts.repeat)],
+        'module_check_mode_seconds': [time_module(opts.count, check_mode=True) for _ in range(opts.repeat)],
+    }
+    summary = dict((name, round(statistics.median(values), 3)) for name, values in runs.items())
+    summary['module_over_bare_sql'] = round(summary['module_seconds'] / summary['bare_sql_seconds'], 2)
+    summary['count'] = opts.count
+    print(json.dumps({'runs': runs, 'median': summary}, indent=2))
+    fresh(0).close()
+
+
+if __name__ == '__main__':
+    main()

@@ -21,7 +21,7 @@ description:
     O(remediation_user) as actor. The teacher's C(grading_draftstate) rows are never touched.
   - Works on both Korrigo versions (HEAD without the lock workflow, and 8f16b75 with it).
 author:
-  - korrigo.ops maintainers
+  - korrigo.ops maintainers (!UNKNOWN)
 options:
   expired:
     description:
@@ -45,6 +45,12 @@ options:
       - Why the locks are released; recorded in the grading events and audit rows. Required with O(force).
       - Defaults to C(expired lock released by korrigo.ops) when O(force) is not set.
     type: str
+  actions_limit:
+    description:
+      - Most entries listed in RV(actions) (and in the diff); RV(count) and the audit trail always cover every row.
+      - Keeps results readable and cheap when a remediation changes 100k rows.
+    type: int
+    default: 1000
 extends_documentation_fragment:
   - korrigo.ops.korrigo
   - korrigo.ops.korrigo.guards
@@ -78,7 +84,7 @@ count:
   type: int
   sample: 5
 actions:
-  description: One entry per released lock.
+  description: One entry per released lock, at most O(actions_limit), ordered by anonymous id.
   returned: always
   type: list
   elements: dict
@@ -91,6 +97,10 @@ actions:
       expired_since_seconds: 1800.0
       before: {status: LOCKED, lock_expires_at: '2026-11-30T01:00:00+00:00'}
       after: {status: READY, lock_expires_at: null}
+actions_truncated:
+  description: True when more locks were released than O(actions_limit) lists.
+  returned: always
+  type: bool
 kept:
   description: Active locks of O(copy_ids) left in place because O(force) was not set.
   returned: always
@@ -175,7 +185,8 @@ SELECT g.n AS selected, g.unknown_n,
                                          'lock_locked_at', ch.locked_at, 'lock_expires_at', ch.expires_at),
             'after', jsonb_build_object('status', ch.status_after, 'lock_owner', NULL,
                                         'lock_locked_at', NULL, 'lock_expires_at', NULL))
-            ORDER BY ch.anonymous_id), '[]') FROM changes ch) AS actions,
+            ORDER BY ch.anonymous_id), '[]')
+          FROM (SELECT * FROM changes ORDER BY anonymous_id LIMIT %(actions_limit)s) ch) AS actions,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', k.copy_id, 'anonymous_id', k.anonymous_id,
                                                      'expires_at', k.expires_at)
                                   ORDER BY k.anonymous_id), '[]') FROM kept k) AS kept,
@@ -216,6 +227,7 @@ def release_locks(module):
         'include_active': bool(params['force'] and copy_ids and not params['expired']),
         'reason': params['reason'] or DEFAULT_REASON,
         'max_changes': params['max_changes'],
+        'actions_limit': params['actions_limit'],
         'event_action': 'UNLOCK',
         'audit_action': 'korrigo_ops.copylock.release',
     }
@@ -232,6 +244,7 @@ def release_locks(module):
         'changed': row['released'] > 0,
         'count': row['released'],
         'actions': actions,
+        'actions_truncated': row['released'] > len(actions),
         'kept': jsonable(row['kept']),
         'reconciled': row['reconciled'],
         'events_written': row['events_written'],
@@ -255,6 +268,7 @@ def main():
         copy_ids=dict(type='list', elements='str', default=[]),
         force=dict(type='bool', default=False),
         reason=dict(type='str'),
+        actions_limit=dict(type='int', default=1000),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: release_locks(module))

@@ -16,7 +16,7 @@ __metaclass__ = type
 import uuid
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, connect, dict_cursor, psycopg2, sql,
+    KorrigoError, connect, dict_cursor, jsonable, psycopg2, sql,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
 
@@ -79,6 +79,42 @@ def audit_cte(name, source, action_param):
         "SELECT now(), NULL, {action}, 'Copy', s.copy_id::text, %(audit_ip)s::inet, %(user_agent)s, "
         "s.audit_metadata, %(actor_id)s FROM {source} s RETURNING id)"
     ).format(name=sql.Identifier(name), source=sql.Identifier(source), action=sql.Placeholder(action_param))
+
+
+# The selector's copies that do not exist, for statements taking %(copy_ids)s (guarded by the caller).
+UNKNOWN_COPIES_CTES = (
+    "requested AS (SELECT unnest(%(copy_ids)s::uuid[]) AS copy_id), "
+    "unknown AS MATERIALIZED (SELECT r.copy_id FROM requested r "
+    "WHERE NOT EXISTS (SELECT 1 FROM exams_copy c WHERE c.id = r.copy_id))"
+)
+
+
+def check_statement_guards(row, max_changes):
+    """Guards a remediation statement evaluated in the database (it wrote nothing when they fail)."""
+    if row.get('unknown_n'):
+        raise KorrigoError("unknown copy ids (not in exams_copy): %s; nothing was changed"
+                           % ', '.join(row['unknown_ids']), unknown_copy_ids=row['unknown_ids'])
+    check_max_changes(row['selected'], max_changes)
+
+
+def remediation_result(module, count, actions, version, diff_key, action_key, **extra):
+    """The result every remediation returns: changed, count, actions (capped), diff when asked."""
+    actions = jsonable(actions)
+    result = {
+        'changed': count > 0,
+        'count': count,
+        'actions': actions,
+        'actions_truncated': count > len(actions),
+        'korrigo_version': version,
+        'check_mode': module.check_mode,
+    }
+    result.update(extra)
+    if module._diff:
+        result['diff'] = {
+            'before': {diff_key: dict((a[action_key], a['before']) for a in actions)},
+            'after': {diff_key: dict((a[action_key], a['after']) for a in actions)},
+        }
+    return result
 
 
 PREAMBLE_SQL = """

@@ -123,19 +123,14 @@ from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     KorrigoError, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
-    Remediation, audit_cte, check_max_changes, check_positive_max_changes, grading_event_cte,
-    require_selector, run_module, validate_uuids,
+    UNKNOWN_COPIES_CTES, Remediation, audit_cte, check_positive_max_changes, check_statement_guards,
+    grading_event_cte, remediation_result, require_selector, run_module, validate_uuids,
 )
 
 DEFAULT_REASON = 'expired lock released by korrigo.ops'
 
 RELEASE_TEMPLATE = """
-WITH requested AS (
-    SELECT unnest(%(copy_ids)s::uuid[]) AS copy_id
-), unknown AS MATERIALIZED (
-    SELECT r.copy_id FROM requested r
-     WHERE NOT EXISTS (SELECT 1 FROM exams_copy c WHERE c.id = r.copy_id)
-), selected AS MATERIALIZED (
+WITH {unknown_copies}, selected AS MATERIALIZED (
     SELECT l.id AS lock_id, l.copy_id, l.owner_id, u.username AS owner, l.locked_at, l.expires_at,
            l.expires_at < now() AS expired,
            extract(epoch FROM now() - l.expires_at)::float8 AS expired_since_seconds,
@@ -200,6 +195,7 @@ SELECT g.n AS selected, g.unknown_n,
 
 def release_statement():
     return sql.SQL(RELEASE_TEMPLATE).format(
+        unknown_copies=sql.SQL(UNKNOWN_COPIES_CTES),
         events=grading_event_cte('events', 'changes', 'event_action'),
         audit=audit_cte('audit', 'changes', 'audit_action'),
     )
@@ -233,31 +229,10 @@ def release_locks(module):
     }
     with Remediation(params, 'copylock', module.check_mode) as rem:
         row = rem.fetchone(release_statement(), rem.trail_params(**statement_params))
-        if row['unknown_n']:
-            raise KorrigoError("unknown copy ids (not in exams_copy): %s; nothing was changed"
-                               % ', '.join(row['unknown_ids']), unknown_copy_ids=row['unknown_ids'])
-        check_max_changes(row['selected'], params['max_changes'])
-        version = rem.rules['name']
-
-    actions = jsonable(row['actions'])
-    result = {
-        'changed': row['released'] > 0,
-        'count': row['released'],
-        'actions': actions,
-        'actions_truncated': row['released'] > len(actions),
-        'kept': jsonable(row['kept']),
-        'reconciled': row['reconciled'],
-        'events_written': row['events_written'],
-        'audit_rows': row['audit_rows'],
-        'korrigo_version': version,
-        'check_mode': module.check_mode,
-    }
-    if module._diff:
-        result['diff'] = {
-            'before': {'locks': dict((a['copy_id'], a['before']) for a in actions)},
-            'after': {'locks': dict((a['copy_id'], a['after']) for a in actions)},
-        }
-    return result
+        check_statement_guards(row, params['max_changes'])
+    return remediation_result(module, row['released'], row['actions'], rem.rules['name'], 'locks', 'copy_id',
+                              kept=jsonable(row['kept']), reconciled=row['reconciled'],
+                              events_written=row['events_written'], audit_rows=row['audit_rows'])
 
 
 def main():

@@ -56,7 +56,12 @@ def schema_version_env(default="head"):
 
 
 def media_root():
-    return os.environ.get("MEDIA_ROOT") or "/app/media"
+    """$MEDIA_ROOT; else /app/media in the containers, or on the host the directory compose mounts there."""
+    if os.environ.get("MEDIA_ROOT"):
+        return os.environ["MEDIA_ROOT"]
+    if os.path.isdir("/app/media"):
+        return "/app/media"
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".run", "media")
 
 
 def log_dir():

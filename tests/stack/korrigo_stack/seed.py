@@ -718,4 +718,11 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the CLI from the imported module, where the scenario modules below registered themselves.
+    from korrigo_stack import seed as _seed_module
+
+    sys.exit(_seed_module.main())
+else:
+    # Scenario modules register themselves with @scenario when imported (one line each).
+    from korrigo_stack import scenarios_finalize  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+

@@ -127,22 +127,66 @@ def debug_task(self):
 
 @app.task(bind=True, max_retries=3, default_retry_delay=60, name="grading.tasks.async_finalize_copy")
 def async_finalize_copy(self, copy_id, user_id, lock_token=None, request_id=None):
-    """Korrigo: GradingService.finalize_copy in the worker. The stand-in's real finalize comes later."""
+    """Korrigo: GradingService.finalize_copy in the worker (korrigo_stack.finalize); errors are returned."""
+    from korrigo_stack import finalize
+
     grading_logger.info("Starting async finalization for copy %s by user %s", copy_id, user_id, extra=_extra(request_id))
-    grading_logger.error(
-        "Async finalization failed for copy %s (attempt %d/3): %s", copy_id, self.request.retries + 1,
-        NOT_IMPLEMENTED, extra=_extra(request_id))
-    return {"copy_id": str(copy_id), "status": "error", "detail": NOT_IMPLEMENTED}
+    started = time.monotonic()
+    try:
+        conn = common.connect()
+        try:
+            outcome = finalize.finalize_copy(conn, copy_id, user_id, lock_token=lock_token, version=SCHEMA_VERSION)
+        finally:
+            conn.close()
+    except Exception as exc:
+        grading_logger.error("Async finalization failed for copy %s (attempt %d/3): %s", copy_id,
+                             self.request.retries + 1, exc, extra=_extra(request_id))
+        return {"copy_id": str(copy_id), "status": "error", "detail": str(exc)}
+    status = "success" if outcome["status"] == "GRADED" else "failed"
+    observe_finalize(time.monotonic() - started, outcome["retries"], status)
+    if status == "failed":
+        return {"copy_id": str(copy_id), "status": "error", "detail": outcome["detail"]}
+    return {"copy_id": str(copy_id), "status": "success", "final_score": outcome["final_score"]}
+
+
+class _TaskMetrics:
+    """What GradingService.import_pdf records, through the Redis metric store."""
+
+    @staticmethod
+    def ocr_error(error_type):
+        record_ocr_error(error_type)
+
+    @staticmethod
+    def import_duration(seconds, pages, status):
+        observe_import(seconds, pages, status)
 
 
 @app.task(bind=True, max_retries=3, default_retry_delay=60, name="grading.tasks.async_import_pdf")
 def async_import_pdf(self, exam_id, pdf_path, user_id, anonymous_id, request_id=None):
-    """Korrigo: PDFProcessor.import_pdf in the worker. The stand-in's real import comes later."""
+    """Korrigo: GradingService.import_pdf in the worker (korrigo_stack.services). ``anonymous_id`` is ignored
+    (the import derives it from the new copy's uuid); the file at ``pdf_path`` is deleted after a successful
+    import and left in place on failure. Errors are caught and returned, as Korrigo's task does."""
+    from korrigo_stack import services
+
     grading_logger.info("Starting async PDF import for exam %s, file %s", exam_id, pdf_path, extra=_extra(request_id))
-    grading_logger.error(
-        "Async PDF import failed for exam %s (attempt %d/3): %s", exam_id, self.request.retries + 1,
-        NOT_IMPLEMENTED, extra=_extra(request_id))
-    return {"status": "error", "detail": NOT_IMPLEMENTED}
+    try:
+        conn = common.connect()
+        try:
+            result = services.import_pdf(conn, exam_id, pdf_path, user_id, metrics=_TaskMetrics())
+        finally:
+            conn.close()
+    except Exception as exc:
+        grading_logger.error(
+            "Async PDF import failed for exam %s (attempt %d/3): %s", exam_id, self.request.retries + 1, exc,
+            extra=_extra(request_id))
+        return {"status": "error", "detail": str(exc)}
+    try:
+        os.remove(pdf_path)
+    except OSError as exc:
+        grading_logger.warning("Could not delete temporary file %s: %s", pdf_path, exc)
+    grading_logger.info("Async PDF import done for exam %s: copy %s, %d pages", exam_id, result["copy_id"],
+                        result["pages"], extra=_extra(request_id))
+    return dict(result, status="success")
 
 
 @app.task(name="grading.tasks.cleanup_orphaned_files")

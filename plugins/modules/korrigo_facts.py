@@ -13,14 +13,14 @@ module: korrigo_facts
 short_description: Diagnose a Korrigo database as data
 version_added: 0.1.0
 description:
-  - Sets C(ansible_facts.korrigo) from a few set-based, read-only queries on Korrigo's real schema:
-    copies by status, stuck imports, failed finalizations, copy locks, out-of-bounds annotations and the
-    Korrigo version detected from the schema.
-  - Ages come from the columns Korrigo really has: a STAGING copy's age is its C(IMPORT) event
+  - Sets C(ansible_facts.korrigo) from a few set-based, read-only queries on Korrigo's real schema
+    (copies by status, stuck imports, failed finalizations, copy locks, out-of-bounds annotations and the
+    Korrigo version detected from the schema).
+  - Ages come from the columns Korrigo really has. A STAGING copy's age is its C(IMPORT) event
     C(timestamp) (C(exams_copy) has no C(created_at)); a lock's age is C(locked_at).
   - Runs in a read-only transaction, so a read-only database role is enough. Never changes anything.
 author:
-  - korrigo.ops maintainers
+  - korrigo.ops maintainers (!UNKNOWN)
 options:
   gather_subset:
     description:
@@ -40,6 +40,22 @@ options:
       - Locks whose C(locked_at) is older than this are counted as old (likely abandoned, even if renewed).
     type: int
     default: 60
+  stale_after_minutes:
+    description:
+      - A GRADING_IN_PROGRESS copy whose latest grading event is older than this is reported as stale
+        (its worker died inside finalize).
+    type: int
+    default: 30
+  remediation_user:
+    description:
+      - Also report the C(auth_user) id of this username (the actor remediations record), or null when absent.
+    type: str
+  watch_copy_ids:
+    description:
+      - Also report status, retries and error of these copies under C(watched) (to follow a remediation).
+    type: list
+    elements: str
+    default: []
   list_limit:
     description:
       - Most rows listed per finding; counts always cover every row.
@@ -92,7 +108,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     KorrigoError, connect, dict_cursor, jsonable, korrigo_common_argument_spec, psycopg2,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module, validate_uuids
 from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES, detect_version
 
 SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version')
@@ -128,26 +144,59 @@ SELECT (SELECT count(*) FROM staging) AS staging_total,
           FROM (SELECT * FROM stuck ORDER BY imported_at NULLS FIRST, anonymous_id LIMIT %(limit)s) x) AS stuck
 """
 
-# A failure event carries metadata.success=false; any other FINALIZE event records a success.
+# A failure event carries metadata.success=false; any other FINALIZE event records a success. The cause is
+# decided from the database alone; whether the source PDF is really on disk is the role's check.
 FINALIZATIONS_SQL = """
 WITH failing AS (
     SELECT c.id AS copy_id, c.anonymous_id, c.status, c.grading_retries, c.grading_error_message,
-           c.pdf_source, f.failure_events, f.success_events, f.last_failure_at, f.last_event_at
+           c.pdf_source, f.failure_events, f.success_events, f.last_failure_at, f.max_failures_same_actor,
+           (SELECT max(e."timestamp") FROM grading_gradingevent e WHERE e.copy_id = c.id) AS last_activity_at,
+           (SELECT count(*) FROM grading_annotation a
+             WHERE a.copy_id = c.id
+               AND (a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
+                    OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h))) AS out_of_bounds_annotations
       FROM exams_copy c
       LEFT JOIN LATERAL (
            SELECT count(*) FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS failure_events,
                   count(*) FILTER (WHERE e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS success_events,
                   max(e."timestamp") FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS last_failure_at,
-                  max(e."timestamp") AS last_event_at
+                  (SELECT coalesce(max(n), 0) FROM (
+                       SELECT count(*) AS n FROM grading_gradingevent x
+                        WHERE x.copy_id = c.id AND x.action = 'FINALIZE'
+                          AND x.metadata -> 'success' = 'false'::jsonb GROUP BY x.actor_id) per_actor)
+                      AS max_failures_same_actor
              FROM grading_gradingevent e
             WHERE e.copy_id = c.id AND e.action = 'FINALIZE') f ON true
      WHERE c.status IN ('GRADING_FAILED', 'GRADING_IN_PROGRESS')
+), decided AS (
+    SELECT x.*,
+           x.status = 'GRADING_IN_PROGRESS'
+               AND (x.last_activity_at IS NULL
+                    OR x.last_activity_at < now() - make_interval(mins => %(stale_after)s)) AS stale,
+           CASE WHEN x.status = 'GRADING_IN_PROGRESS'
+                     AND (x.last_activity_at IS NULL
+                          OR x.last_activity_at < now() - make_interval(mins => %(stale_after)s)) THEN 'worker_died'
+                WHEN x.status = 'GRADING_IN_PROGRESS' THEN 'in_progress'
+                WHEN x.out_of_bounds_annotations > 0 THEN 'out_of_bounds_annotations'
+                WHEN x.pdf_source IS NULL OR x.pdf_source = ''
+                     OR x.grading_error_message LIKE 'pdf_source not found%%' THEN 'missing_pdf'
+                WHEN x.max_failures_same_actor >= 2 THEN 'repeated_failures_same_actor'
+                WHEN x.grading_error_message ILIKE '%%timeout%%' THEN 'timeout'
+                ELSE 'unknown' END AS cause
+      FROM failing x
 )
-SELECT (SELECT count(*) FROM failing WHERE status = 'GRADING_FAILED') AS failed_total,
-       (SELECT count(*) FROM failing WHERE status = 'GRADING_FAILED' AND grading_retries >= 3) AS retries_exhausted,
-       (SELECT count(*) FROM failing WHERE status = 'GRADING_IN_PROGRESS') AS in_progress_total,
+SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_total,
+       (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED' AND grading_retries >= 3) AS retries_exhausted,
+       (SELECT count(*) FROM decided WHERE status = 'GRADING_IN_PROGRESS') AS in_progress_total,
+       (SELECT count(*) FROM decided WHERE stale) AS in_progress_stale,
+       (SELECT coalesce(jsonb_object_agg(cause, n), '{}')
+          FROM (SELECT cause, count(*) AS n FROM decided GROUP BY cause) by_cause) AS by_cause,
+       (SELECT count(*) FROM exams_copy c
+         WHERE (SELECT count(*) FROM grading_gradingevent e
+                 WHERE e.copy_id = c.id AND e.action = 'FINALIZE'
+                   AND e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) >= 2) AS duplicate_successes,
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
-          FROM (SELECT * FROM failing ORDER BY anonymous_id LIMIT %(limit)s) x) AS copies
+          FROM (SELECT * FROM decided ORDER BY anonymous_id LIMIT %(limit)s) x) AS copies
 """
 
 LOCKS_SQL = """
@@ -199,6 +248,19 @@ SELECT (SELECT count(*) FROM bad) AS out_of_bounds_total,
 """
 
 
+WATCHED_SQL = """
+SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'copy_id', c.id, 'anonymous_id', c.anonymous_id, 'status', c.status,
+           'grading_retries', c.grading_retries, 'grading_error_message', c.grading_error_message,
+           'final_pdf', c.final_pdf) ORDER BY c.anonymous_id), '[]') AS copies
+  FROM exams_copy c WHERE c.id = ANY(%(copy_ids)s::uuid[])
+"""
+
+REMEDIATION_USER_SQL = """
+SELECT %(username)s::text AS username, (SELECT id FROM auth_user WHERE username = %(username)s) AS id
+"""
+
+
 def fetch(cursor, statement, params=None):
     cursor.execute(statement, params or {})
     return cursor.fetchone()
@@ -208,6 +270,7 @@ def gather(cursor, subsets, params):
     query_params = {
         'stuck_after': params['stuck_after_minutes'],
         'lock_age': params['lock_age_minutes'],
+        'stale_after': params['stale_after_minutes'],
         'limit': params['list_limit'],
     }
     facts = {'version': detect_version(cursor)}
@@ -226,9 +289,14 @@ def gather(cursor, subsets, params):
         facts['locks'] = fetch(cursor, LOCKS_SQL, query_params)
     if 'annotations' in subsets:
         facts['annotations'] = fetch(cursor, ANNOTATIONS_SQL, query_params)
+    if params.get('watch_copy_ids'):
+        facts['watched'] = fetch(cursor, WATCHED_SQL, {'copy_ids': params['watch_copy_ids']})['copies']
+    if params.get('remediation_user'):
+        facts['remediation_user'] = fetch(cursor, REMEDIATION_USER_SQL, {'username': params['remediation_user']})
     facts['thresholds'] = {
         'stuck_after_minutes': params['stuck_after_minutes'],
         'lock_age_minutes': params['lock_age_minutes'],
+        'stale_after_minutes': params['stale_after_minutes'],
     }
     return jsonable(facts)
 
@@ -241,9 +309,10 @@ def selected_subsets(requested):
 
 def gather_facts(module):
     params = module.params
-    for name in ('stuck_after_minutes', 'lock_age_minutes', 'list_limit'):
+    for name in ('stuck_after_minutes', 'lock_age_minutes', 'list_limit', 'stale_after_minutes'):
         if params[name] < 0:
             raise KorrigoError("%s must not be negative (got %d)" % (name, params[name]))
+    params['watch_copy_ids'] = validate_uuids(params['watch_copy_ids'])
     conn = connect(params, 'korrigo.ops:korrigo_facts')
     try:
         conn.set_session(readonly=True)
@@ -263,6 +332,9 @@ def main():
         stuck_after_minutes=dict(type='int', default=5),
         lock_age_minutes=dict(type='int', default=60),
         list_limit=dict(type='int', default=200),
+        stale_after_minutes=dict(type='int', default=30),
+        remediation_user=dict(type='str'),
+        watch_copy_ids=dict(type='list', elements='str', default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: gather_facts(module))

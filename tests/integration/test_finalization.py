@@ -1,0 +1,168 @@
+"""Scenario 2 modules against the real schema: annotation_bounds, copy_status, celery_task."""
+import uuid
+
+import pytest
+import redis
+
+from conftest import run_module
+
+BROKER = 'redis://127.0.0.1:56379/0'
+FINALIZE = 'grading.tasks.async_finalize_copy'
+
+
+def annotations(db, copy_ids):
+    return db.query("SELECT id::text, copy_id::text, page_index, x, y, w, h, content, type, score_delta, version "
+                    "FROM grading_annotation WHERE copy_id = ANY(%s::uuid[]) ORDER BY id", (copy_ids,))
+
+
+def out_of_bounds(db):
+    return db.scalar("SELECT count(*) FROM grading_annotation WHERE x < 0 OR y < 0 OR w < 0 OR h < 0 "
+                     "OR x + w > 1 OR y + h > 1 OR 'NaN'::float8 IN (x, y, w, h)")
+
+
+def test_clamp_keeps_every_annotation_with_its_content_and_score(korrigo):
+    seeded = korrigo.seed('finalization')
+    copies = seeded['out_of_bounds_copy_ids']
+    before = annotations(korrigo, copies)
+    assert out_of_bounds(korrigo) == 3
+
+    result = korrigo.run('annotation_bounds', diff=True, copy_ids=copies)
+
+    assert result.get('failed') is not True, result
+    assert result['changed'] is True and result['count'] == 3
+    after = annotations(korrigo, copies)
+    assert [(a['id'], a['content'], a['type'], a['score_delta'], a['page_index']) for a in after] == \
+        [(b['id'], b['content'], b['type'], b['score_delta'], b['page_index']) for b in before]
+    assert out_of_bounds(korrigo) == 0
+    clamped = dict((a['annotation_id'], a) for a in result['actions'])
+    for row in after:
+        if row['id'] in clamped:
+            assert row['version'] == 1
+            assert 0 <= row['x'] <= 1 - row['w'] + 1e-9 and 0 <= row['y'] <= 1 - row['h'] + 1e-9
+    shifted = [a for a in result['actions'] if a['before']['x'] == 0.85]
+    assert shifted and all(a['after']['w'] == pytest.approx(0.3) for a in shifted)  # size kept, box moved
+    assert set(result['diff']['before']['annotations']) == set(clamped)
+    assert korrigo.scalar("SELECT count(*) FROM grading_gradingevent WHERE action = 'UPDATE_ANN'") == 3
+    assert korrigo.scalar("SELECT count(*) FROM core_auditlog WHERE action = 'korrigo_ops.annotation.clamp'") == 3
+
+    again = korrigo.run('annotation_bounds', copy_ids=copies)
+    assert again['changed'] is False and again['count'] == 0
+
+
+def test_border_and_graded_copies_are_left_alone(korrigo):
+    seeded = korrigo.seed('finalization')
+    korrigo.query("UPDATE grading_annotation SET x = 0.9 WHERE copy_id = %s RETURNING id",
+                  (seeded['graded_copy_ids'][0],))
+    checksums = korrigo.checksums()
+    result = korrigo.run('annotation_bounds', copy_ids=seeded['border_copy_ids'] + seeded['graded_copy_ids'])
+    assert result['changed'] is False and result['count'] == 0
+    assert korrigo.checksums() == checksums
+
+
+def test_delete_keeps_a_backup_of_each_row_in_the_audit_trail(korrigo):
+    seeded = korrigo.seed('finalization')
+    copy_id = seeded['out_of_bounds_copy_ids'][0]
+    before = annotations(korrigo, [copy_id])
+    result = korrigo.run('annotation_bounds', copy_ids=[copy_id], mode='delete')
+    assert result['count'] == 1
+    backup = korrigo.query("SELECT metadata FROM core_auditlog WHERE action = 'korrigo_ops.annotation.delete'")
+    assert len(backup) == 1
+    row = backup[0]['metadata']['backup']
+    removed = [a for a in before if a['id'] == row['id']][0]
+    assert (row['content'], row['score_delta'], row['x'], row['w']) == \
+        (removed['content'], removed['score_delta'], removed['x'], removed['w'])
+    assert korrigo.scalar("SELECT count(*) FROM grading_gradingevent WHERE action = 'DELETE_ANN'") == 1
+
+
+def test_check_mode_and_bad_input_change_nothing(korrigo):
+    seeded = korrigo.seed('finalization')
+    checksums = korrigo.checksums()
+    dry = korrigo.run('annotation_bounds', check_mode=True, all_copies=True)
+    assert dry['changed'] is True and dry['count'] == 3
+    for args, message in [
+        (dict(), 'empty selector'),
+        (dict(copy_ids=['nope']), 'malformed copy id'),
+        (dict(copy_ids=[str(uuid.uuid4())]), 'unknown copy ids'),
+        (dict(all_copies=True, max_changes=2), 'more than max_changes=2'),
+        (dict(all_copies=True, copy_ids=seeded['border_copy_ids']), 'exclusive'),
+    ]:
+        result = korrigo.run('annotation_bounds', **args)
+        assert result.get('failed') is True and message in result['msg'], (args, result)
+    for args, message in [
+        (dict(copy_ids=[]), 'empty selector'),
+        (dict(copy_ids=[str(uuid.uuid4())]), 'unknown copy ids'),
+    ]:
+        result = korrigo.run('copy_status', **args)
+        assert result.get('failed') is True and message in result['msg'], (args, result)
+    assert korrigo.checksums() == checksums
+
+
+def test_copy_status_follows_the_version_finalize_rules(korrigo):
+    seeded = korrigo.seed('finalization')
+    died = seeded['worker_died_copy_ids'][0]
+    failed = seeded['failed_once_copy_ids'][0]
+    graded = seeded['graded_copy_ids'][0]
+    checksums = korrigo.checksums()
+    dry = korrigo.run('copy_status', check_mode=True, copy_ids=[died, failed, graded])
+    assert korrigo.checksums() == checksums
+    result = korrigo.run('copy_status', copy_ids=[died, failed, graded])
+    assert [a['copy_id'] for a in result['actions']] == [a['copy_id'] for a in dry['actions']] == [died]
+    expected = 'READY' if korrigo.version == 'head' else 'GRADING_FAILED'
+    assert result['actions'][0]['after']['status'] == expected
+    assert expected in result['finalize_accepts']
+    assert 'LOCKED' != expected
+    skipped = dict((s['copy_id'], s['reason']) for s in result['skipped'])
+    assert skipped == {failed: 'already finalizable', graded: 'status not eligible'}
+    state = korrigo.query("SELECT status, grading_error_message FROM exams_copy WHERE id = %s", (died,))[0]
+    assert state['status'] == expected
+    audit = korrigo.query("SELECT metadata FROM core_auditlog WHERE action = 'korrigo_ops.copy_status.make_finalizable'")
+    assert len(audit) == 1 and audit[0]['metadata']['status_before'] == 'GRADING_IN_PROGRESS'
+    assert korrigo.run('copy_status', copy_ids=[died])['changed'] is False
+
+
+def test_copy_status_leaves_a_recent_in_progress_copy_and_resets_retries_when_asked(korrigo_head):
+    seeded = korrigo_head.seed('finalization')
+    died, failed = seeded['worker_died_copy_ids'][0], seeded['failed_once_copy_ids'][0]
+    recent = korrigo_head.run('copy_status', copy_ids=[died], stale_after_minutes=600)
+    assert recent['changed'] is False and 'still be running' in recent['skipped'][0]['reason']
+    reset = korrigo_head.run('copy_status', copy_ids=[failed], reset_retries=True)
+    assert reset['count'] == 1 and reset['actions'][0]['after'] == {'status': 'GRADING_FAILED', 'grading_retries': 0}
+
+
+@pytest.fixture
+def idle_queue(stack):
+    """A queue no worker consumes: what is sent there stays pending."""
+    name = 'korrigo_ops_test_%s' % uuid.uuid4().hex[:8]
+    yield name
+    redis.Redis.from_url(BROKER).delete(name)
+
+
+def test_celery_task_queues_once_per_copy_in_celery_format(idle_queue):
+    copies = [str(uuid.uuid4()), str(uuid.uuid4())]
+    dry = run_module('celery_task', check_mode=True, broker_url=BROKER, task=FINALIZE, copy_ids=copies, args=[7],
+                     queue=idle_queue)
+    assert dry['changed'] is True and dry['count'] == 2
+    assert redis.Redis.from_url(BROKER).llen(idle_queue) == 0
+    first = run_module('celery_task', broker_url=BROKER, task=FINALIZE, copy_ids=copies, args=[7], queue=idle_queue)
+    assert first['count'] == 2 and all(q['task_id'] for q in first['queued'])
+    second = run_module('celery_task', broker_url=BROKER, task=FINALIZE, copy_ids=copies + [str(uuid.uuid4())],
+                        args=[7], queue=idle_queue)
+    assert second['count'] == 1 and sorted(second['already_pending']) == sorted(copies)
+    import json
+    import base64
+    message = json.loads(redis.Redis.from_url(BROKER).lindex(idle_queue, -1))
+    assert message['headers']['task'] == FINALIZE
+    args, kwargs, _ = json.loads(base64.b64decode(message['body']))
+    assert args[1] == 7 and kwargs == {}
+
+
+def test_celery_task_bad_input(idle_queue):
+    for args, message in [
+        (dict(broker_url='redis://127.0.0.1:1/0'), 'unreachable'),
+        (dict(broker_url='http://nope'), 'CELERY_BROKER_URL'),
+        (dict(broker_url=BROKER, copy_ids=['x']), 'malformed copy id'),
+        (dict(broker_url=BROKER, copy_ids=[str(uuid.uuid4()) for _ in range(3)], max_changes=2), 'max_changes=2'),
+    ]:
+        result = run_module('celery_task', task=FINALIZE, queue=idle_queue, **args)
+        assert result.get('failed') is True and message in result['msg'], (args, result)
+    assert redis.Redis.from_url(BROKER).llen(idle_queue) == 0

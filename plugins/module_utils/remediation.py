@@ -72,13 +72,16 @@ def grading_event_cte(name, source, action_param):
     ).format(name=sql.Identifier(name), source=sql.Identifier(source), action=sql.Placeholder(action_param))
 
 
-def audit_cte(name, source, action_param):
+def audit_cte(name, source, action_param, resource_type='Copy', resource_column='copy_id'):
+    """core_auditlog rows; resource_type/resource_column for trails about something else than a copy
+    (a PostgreSQL session: 'PostgresSession', 'pid')."""
     return sql.SQL(
         "{name} AS (INSERT INTO core_auditlog (\"timestamp\", student_id, action, resource_type, resource_id, "
         "ip_address, user_agent, metadata, user_id) "
-        "SELECT now(), NULL, {action}, 'Copy', s.copy_id::text, %(audit_ip)s::inet, %(user_agent)s, "
-        "s.audit_metadata, %(actor_id)s FROM {source} s RETURNING id)"
-    ).format(name=sql.Identifier(name), source=sql.Identifier(source), action=sql.Placeholder(action_param))
+        "SELECT now(), NULL, {action}, {resource_type}, s.{resource_column}::text, %(audit_ip)s::inet, "
+        "%(user_agent)s, s.audit_metadata, %(actor_id)s FROM {source} s RETURNING id)"
+    ).format(name=sql.Identifier(name), source=sql.Identifier(source), action=sql.Placeholder(action_param),
+             resource_type=sql.Literal(resource_type), resource_column=sql.Identifier(resource_column))
 
 
 # The selector's copies that do not exist, for statements taking %(copy_ids)s (guarded by the caller).
@@ -87,6 +90,19 @@ UNKNOWN_COPIES_CTES = (
     "unknown AS MATERIALIZED (SELECT r.copy_id FROM requested r "
     "WHERE NOT EXISTS (SELECT 1 FROM exams_copy c WHERE c.id = r.copy_id))"
 )
+
+
+def remediation_statement(template):
+    """A remediation's statement: its template with {unknown_copies}, {events} and {audit} filled in.
+
+    The trail CTEs read the `changes` CTE (columns copy_id, event_metadata, audit_metadata) and take their
+    action names from the %(event_action)s and %(audit_action)s parameters.
+    """
+    return sql.SQL(template).format(
+        unknown_copies=sql.SQL(UNKNOWN_COPIES_CTES),
+        events=grading_event_cte('events', 'changes', 'event_action'),
+        audit=audit_cte('audit', 'changes', 'audit_action'),
+    )
 
 
 def check_statement_guards(row, max_changes):

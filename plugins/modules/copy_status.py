@@ -108,11 +108,11 @@ skipped_concurrent_run:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
+    KorrigoError, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
-    UNKNOWN_COPIES_CTES, Remediation, audit_cte, check_positive_max_changes, check_statement_guards,
-    remediation_result, require_selector, run_module, validate_uuids,
+    Remediation, check_positive_max_changes, check_statement_guards, remediation_result,
+    remediation_statement, require_selector, run_module, validate_uuids,
 )
 
 TRANSITION_TEMPLATE = """
@@ -178,10 +178,7 @@ SELECT g.n AS selected, g.unknown_n,
 
 
 def transition_statement():
-    return sql.SQL(TRANSITION_TEMPLATE).format(
-        unknown_copies=sql.SQL(UNKNOWN_COPIES_CTES),
-        audit=audit_cte('audit', 'changes', 'audit_action'),
-    )
+    return remediation_statement(TRANSITION_TEMPLATE)
 
 
 def in_progress_target(rules):

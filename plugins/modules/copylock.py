@@ -120,11 +120,11 @@ skipped_concurrent_run:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
+    KorrigoError, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
-    UNKNOWN_COPIES_CTES, Remediation, audit_cte, check_positive_max_changes, check_statement_guards,
-    grading_event_cte, remediation_result, require_selector, run_module, validate_uuids,
+    Remediation, check_positive_max_changes, check_statement_guards, remediation_result,
+    remediation_statement, require_selector, run_module, validate_uuids,
 )
 
 DEFAULT_REASON = 'expired lock released by korrigo.ops'
@@ -194,11 +194,7 @@ SELECT g.n AS selected, g.unknown_n,
 
 
 def release_statement():
-    return sql.SQL(RELEASE_TEMPLATE).format(
-        unknown_copies=sql.SQL(UNKNOWN_COPIES_CTES),
-        events=grading_event_cte('events', 'changes', 'event_action'),
-        audit=audit_cte('audit', 'changes', 'audit_action'),
-    )
+    return remediation_statement(RELEASE_TEMPLATE)
 
 
 def validate(params):

@@ -164,8 +164,8 @@ def detect_schema_version(conn):
             "SELECT table_name, column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name IN ('exams_exam', 'students_student')"
         )
-        cols = {(t, c) for t, c in cur.fetchall()}
-    if not any(t == "exams_exam" for t, _ in cols):
+        cols = set(cur.fetchall())
+    if not any(t == "exams_exam" for t, _column in cols):
         return None
     if ("exams_exam", "upload_mode") in cols:
         return "head"
@@ -369,7 +369,7 @@ class MetricStore:
                 if kind == "counter":
                     data[field] = value
                     continue
-                key, _, part = field.rpartition("|")
+                key, _sep, part = field.rpartition("|")
                 entry = data.setdefault(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
                 if part.startswith("le="):
                     entry["buckets"][part[3:]] = value
@@ -432,3 +432,13 @@ def json_default(value):
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
     return str(value)
+
+
+def pymupdf():
+    """PyMuPDF under its current name, or Debian bookworm's python3-fitz 1.21 (only `fitz` there); the
+    `fitz` name prints a deprecation warning on stdout with current releases, which breaks JSON output."""
+    try:
+        import pymupdf as module  # PyMuPDF >= 1.24
+    except ImportError:
+        import fitz as module
+    return module

@@ -55,7 +55,7 @@ def _box_fits(ann):
 
 def flatten(copy, annotations, media_root, deadline):
     """Draw every annotation on its page and write the corrected PDF; returns its relative path."""
-    import fitz  # PyMuPDF (Debian's python3-fitz in the container)
+    fitz = common.pymupdf()
 
     source = copy["pdf_source"]
     path = os.path.join(media_root, source) if source else None
@@ -134,8 +134,8 @@ def finalize_copy(conn, copy_id, user_id, lock_token=None, version=None, media_r
         columns = ("id", "page_index", "x", "y", "w", "h", "content", "score_delta")
         annotations = [dict(zip(columns, r)) for r in cur.fetchall()]
         try:
-            final_pdf = copy["final_pdf"] or flatten(copy, annotations, media_root,
-                                                      time.monotonic() + finalize_timeout())
+            final_pdf = copy["final_pdf"] or flatten(
+                copy, annotations, media_root, time.monotonic() + finalize_timeout())
             final_score = sum(a["score_delta"] or 0 for a in annotations)
             _get_or_create_finalize_event(cur, copy_id, user_id, {"final_score": final_score, "retries": retries})
             cur.execute("UPDATE exams_copy SET status = 'GRADED', graded_at = now(), grading_error_message = NULL, "

@@ -39,7 +39,7 @@ FAILURES = {"out_of_bounds": 1, "missing_pdf": 1, "same_actor": 2, "unknown": 3,
 
 def write_source_pdf(path, title, pages=2):
     """A real A4 PDF, as a teacher's scan would be once imported."""
-    import fitz
+    fitz = common.pymupdf()
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     doc = fitz.open()

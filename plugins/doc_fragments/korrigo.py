@@ -99,7 +99,7 @@ options:
   lock_wait:
     description:
       - What to do when another run of the same remediation holds its advisory lock.
-      - V(skip) returns at once with RV(skipped_concurrent_run=true) and no change;
+      - V(skip) returns at once with C(skipped_concurrent_run=true) and no change;
         V(fail) fails.
     type: str
     default: skip
@@ -136,4 +136,61 @@ attributes:
   idempotent:
     description: Never changes anything.
     support: full
+'''
+
+    # Where Korrigo's MEDIA_ROOT is, for the modules that read or write its files.
+    MEDIA = r'''
+options:
+  media_root:
+    description:
+      - Host path of Korrigo's C(MEDIA_ROOT) (C(/app/media) in Korrigo's containers).
+      - When not set, it is found from O(compose_project) - the host side of the bind mount of C(/app/media)
+        in the O(media_service) container.
+      - Every path the module reads or writes is resolved (symlinks too) and refused when it lies outside.
+    type: path
+  compose_project:
+    description:
+      - docker-compose project of Korrigo, used to find the O(media_service) container by its
+        C(com.docker.compose.project) / C(com.docker.compose.service) labels (Compose v1 and v2 alike).
+    type: str
+  media_service:
+    description:
+      - Compose service whose C(/app/media) mount is the media root.
+    type: str
+    default: backend
+  docker_host:
+    description:
+      - Docker daemon URL (for example C(unix:///var/run/docker.sock)); default from the environment.
+    type: str
+'''
+
+    # Limits of the per-file PDF check (every file is opened in its own limited child process).
+    PDF_LIMITS = r'''
+options:
+  max_size_mb:
+    description:
+      - Larger files get the verdict C(too_large) without being opened (Korrigo's upload limit is 50 MB).
+    type: int
+    default: 50
+  max_pages:
+    description:
+      - More pages give the verdict C(too_many_pages) (Korrigo's upload limit is 500).
+    type: int
+    default: 500
+  timeout:
+    description:
+      - Seconds one file may take to open and render its first page; the child process is then killed
+        and the verdict is C(timeout). Its CPU time is limited to the same.
+    type: int
+    default: 30
+  memory_limit_mb:
+    description:
+      - Address space allowed to the child process checking one file; a PDF needing more gets C(too_large).
+    type: int
+    default: 1024
+  parallel:
+    description:
+      - How many files are checked at the same time.
+    type: int
+    default: 4
 '''

@@ -725,4 +725,4 @@ if __name__ == "__main__":
 else:
     # Scenario modules register themselves with @scenario when imported (one line each).
     from korrigo_stack import scenarios_finalize  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
-
+    from korrigo_stack import scenarios_import  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position

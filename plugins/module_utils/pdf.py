@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright: korrigo.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PDF verdicts and Korrigo's rasterization, each file in its own time- and memory-limited process.
+
+A PDF can make MuPDF hang or eat all memory; so every file is opened in a child Python process with
+``RLIMIT_AS`` (memory) and ``RLIMIT_CPU`` set, killed when it outlives its wall-clock limit. Several files
+are checked side by side (threads waiting on child processes).
+
+Verdicts: ``ok``, ``missing``, ``empty``, ``corrupted`` (does not open, opens only after MuPDF repaired it,
+or has no page), ``encrypted`` (needs a password), ``too_large`` (over the size limit, or rendering a page needs
+more memory than allowed), ``too_many_pages``, ``timeout`` (killed at the time limit), ``refused`` (resolves
+outside the media root; never opened).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.media import OutsideMediaRoot, resolve
+
+VERDICTS = ('ok', 'missing', 'empty', 'corrupted', 'encrypted', 'too_large', 'too_many_pages', 'timeout', 'refused')
+BAD_VERDICTS = tuple(v for v in VERDICTS if v != 'ok')
+ZOOM = 2.0  # Korrigo's PDFProcessor: Matrix(2.0, 2.0)
+
+# Runs in the child, which limits itself first (no preexec_fn: the parent has threads).
+# argv: mode (check|rasterize), pdf path, max pages, memory MB, CPU seconds[, output dir, copy id].
+CHILD = r'''
+import json, os, resource, sys
+mode, path, max_pages, memory_mb, cpu = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+if memory_mb > 0:
+    resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 1024 * 1024, memory_mb * 1024 * 1024))
+if cpu > 0:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+def out(**kw):
+    sys.stdout.write(json.dumps(kw)); sys.stdout.flush(); sys.exit(0)
+try:
+    try:
+        import pymupdf as fitz
+    except ImportError:
+        import fitz
+except ImportError as err:
+    out(verdict='error', detail='PyMuPDF is not installed for %s: %s' % (sys.executable, err))
+try:
+    fitz.TOOLS.mupdf_display_errors(False)
+except Exception:
+    pass
+fitz.TOOLS.reset_mupdf_warnings()
+def memory(err):
+    text = ('%s %s' % (type(err).__name__, err)).lower()
+    return (isinstance(err, MemoryError) or 'malloc' in text or 'out of memory' in text or 'cannot allocate' in text
+            or 'overly large' in text or 'errorlimit' in text)
+try:
+    doc = fitz.open(path)
+except Exception as err:
+    if memory(err):
+        out(verdict='too_large', detail='opening needs more memory than allowed: %s' % err)
+    out(verdict='corrupted', detail='%s: %s' % (type(err).__name__, err))
+if doc.needs_pass:
+    out(verdict='encrypted', detail='the PDF needs a password', pages=None)
+repaired = bool(getattr(doc, 'is_repaired', False) or getattr(doc, 'isRepaired', False))
+warnings = fitz.TOOLS.mupdf_warnings()
+if repaired or 'repair' in warnings.lower():
+    out(verdict='corrupted', detail='MuPDF had to repair it: %s' % ' | '.join(warnings.splitlines()[:3]))
+pages = doc.page_count
+if pages == 0:
+    out(verdict='corrupted', detail='the PDF has no page', pages=0)
+if pages > max_pages:
+    out(verdict='too_many_pages', detail='%d pages, more than %d' % (pages, max_pages), pages=pages)
+matrix = fitz.Matrix(%(zoom)s, %(zoom)s)
+try:
+    if mode == 'check':
+        doc[0].get_pixmap(matrix=matrix)
+        out(verdict='ok', detail='', pages=pages)
+    out_dir, copy_id = sys.argv[6], sys.argv[7]
+    os.makedirs(out_dir, exist_ok=True)
+    images = []
+    for k in range(pages):
+        name = 'p%%03d.png' %% k
+        doc[k].get_pixmap(matrix=matrix).save(os.path.join(out_dir, name))
+        images.append('copies/pages/%%s/%%s' %% (copy_id, name))
+    out(verdict='ok', detail='', pages=pages, pages_images=images)
+except Exception as err:
+    if memory(err):
+        out(verdict='too_large', detail='rendering needs more memory than allowed: %s' % err, pages=pages)
+    out(verdict='corrupted', detail='rendering failed: %s: %s' % (type(err).__name__, err), pages=pages)
+'''.replace('%(zoom)s', repr(ZOOM)).replace('%%', '%')
+
+
+def pdf_limits_argument_spec():
+    """Options of the per-file check (the korrigo.ops.korrigo.pdf_limits fragment)."""
+    return dict(
+        max_size_mb=dict(type='int', default=50),
+        max_pages=dict(type='int', default=500),
+        timeout=dict(type='int', default=30),
+        memory_limit_mb=dict(type='int', default=1024),
+        parallel=dict(type='int', default=4),
+    )
+
+
+def limits_from_params(params):
+    for name in ('max_size_mb', 'max_pages', 'timeout', 'parallel'):
+        if params[name] < 1:
+            raise KorrigoError("%s must be at least 1 (got %d)" % (name, params[name]))
+    if params['memory_limit_mb'] < 0:
+        raise KorrigoError("memory_limit_mb must not be negative (0: no limit)")
+    return {'max_size_mb': params['max_size_mb'], 'max_pages': params['max_pages'], 'timeout': params['timeout'],
+            'memory_mb': params['memory_limit_mb']}
+
+
+def run_child(mode, real_path, limits, out_dir=None, copy_id=None, python=None):
+    """One child process; its JSON verdict, or timeout when killed by the wall-clock or CPU limit."""
+    timeout = limits['timeout']
+    argv = [python or sys.executable, '-c', CHILD, mode, real_path, str(limits['max_pages']),
+            str(int(limits.get('memory_mb') or 0)), str(int(timeout) + 1)]
+    if mode == 'rasterize':
+        argv += [out_dir, copy_id]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            proc.kill()
+        proc.communicate()
+        return {'verdict': 'timeout', 'detail': 'killed after %ss (time limit)' % timeout}
+    if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        return {'verdict': 'timeout', 'detail': 'killed by the CPU time limit (%ss)' % timeout}
+    try:
+        result = json.loads(stdout.decode('utf-8', 'replace'))
+    except ValueError:
+        err = stderr.decode('utf-8', 'replace').strip().splitlines()
+        if proc.returncode and any('memory' in line.lower() for line in err):
+            return {'verdict': 'too_large', 'detail': 'ran out of memory (limit %s MB)' % limits.get('memory_mb')}
+        return {'verdict': 'corrupted', 'detail': 'MuPDF crashed (exit %s): %s' % (proc.returncode, ' '.join(err[-2:]))}
+    if result.get('verdict') == 'error':
+        raise KorrigoError(result['detail'])
+    return result
+
+
+def precheck(root, path, limits):
+    """Verdicts decided without opening the file: refused, missing, empty, too_large. None when it must be opened."""
+    entry = {'path': path, 'realpath': None, 'size': None, 'pages': None}
+    try:
+        rel, real = resolve(root, path)
+    except OutsideMediaRoot as err:
+        return dict(entry, verdict='refused', detail=str(err)), None
+    entry.update(path=rel, realpath=real)
+    if not os.path.isfile(real):
+        return dict(entry, verdict='missing', detail='no such file' if not os.path.exists(real) else 'not a file'), None
+    size = os.path.getsize(real)
+    entry['size'] = size
+    if size == 0:
+        return dict(entry, verdict='empty', detail='0 bytes'), None
+    if size > limits['max_size_mb'] * 1024 * 1024:
+        return dict(entry, verdict='too_large', detail='%d bytes, more than %d MB' % (size, limits['max_size_mb'])), None
+    return None, entry
+
+
+def check_one(root, path, limits, python=None):
+    decided, entry = precheck(root, path, limits)
+    if decided is not None:
+        return decided
+    result = run_child('check', entry['realpath'], limits, python=python)
+    entry.update(verdict=result['verdict'], detail=result.get('detail', ''), pages=result.get('pages'))
+    return entry
+
+
+def check_files(root, paths, limits, parallel=4, python=None):
+    """Verdicts of ``paths`` (relative to ``root`` or absolute), in input order, ``parallel`` at a time."""
+    if not paths:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(paths)))) as pool:
+        return list(pool.map(lambda p: check_one(root, p, limits, python), paths))
+
+
+def rasterize(real_path, out_dir, copy_id, limits, python=None):
+    """Korrigo's rasterization (every page at Matrix(2, 2), pNNN.png) into ``out_dir``, in a limited child."""
+    return run_child('rasterize', real_path, limits, out_dir=out_dir, copy_id=copy_id, python=python)
+
+
+def summarize(results):
+    summary = dict((verdict, 0) for verdict in VERDICTS)
+    for item in results:
+        summary[item['verdict']] = summary.get(item['verdict'], 0) + 1
+    return summary

@@ -1,0 +1,430 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: korrigo.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: copy_import
+short_description: Finish the import of Korrigo copies stuck in STAGING without pages, or flag them for re-upload
+version_added: 0.1.0
+description:
+  - A copy is stuck when it is C(STAGING) and has no booklet, or only booklets whose C(pages_images) is empty
+    (a STAGING copy with pages is normal - it waits for validation - and is never touched).
+  - Each stuck copy's source PDF (C(exams_copy.pdf_source), under the media root) is checked as
+    M(korrigo.ops.pdf_check) does, in a time- and memory-limited child process.
+  - A copy whose PDF is C(ok) gets exactly what Korrigo's import produces - every page rasterized with PyMuPDF
+    at C(Matrix(2.0, 2.0)) into C(copies/pages/<copy id>/pNNN.png), one booklet (C(start_page=1),
+    C(end_page=<pages>), C(pages_images)) linked through C(exams_copy_booklets) (an existing empty booklet of the
+    copy is filled instead of adding one), and an C(IMPORT) grading event C({filename, pages}) with
+    O(remediation_user) as actor - keeping its id, anonymous id and status C(STAGING). One C(core_auditlog) row
+    per copy records it.
+  - A copy whose PDF is missing, empty, corrupted, encrypted, too large, has too many pages, times out or lies
+    outside the media root is never deleted nor changed - it is flagged for re-upload with one C(core_auditlog)
+    row (once per verdict) and listed in RV(flagged).
+  - All database writes are one statement in one transaction that re-checks, row by row, that the copy is still
+    stuck. The page images are rendered into a scratch directory and moved into place before the commit; in check
+    mode nothing is rendered nor written and the same statement is rolled back.
+author:
+  - korrigo.ops maintainers (!UNKNOWN)
+options:
+  stuck:
+    description:
+      - Select every stuck copy whose IMPORT event is older than O(stuck_after_minutes) (or that has none).
+    type: bool
+    default: false
+  copy_ids:
+    description:
+      - UUIDs of the copies to repair (with O(stuck), only those of them that are stuck). Unknown ids make the
+        module fail without change; listed copies that are not stuck are returned in RV(skipped).
+    type: list
+    elements: str
+    default: []
+  stuck_after_minutes:
+    description:
+      - With O(stuck), ignore copies whose import started less than this many minutes ago (a worker may still be on them).
+    type: int
+    default: 5
+  flag_bad:
+    description:
+      - Write the audit row that flags a copy whose PDF is not C(ok) for re-upload.
+    type: bool
+    default: true
+  rasterize_timeout:
+    description:
+      - Seconds allowed to rasterize all the pages of one PDF (its child process is then killed and nothing is written for it).
+    type: int
+    default: 300
+  actions_limit:
+    description:
+      - Most entries listed in RV(actions); RV(count) and the audit trail always cover every copy.
+    type: int
+    default: 1000
+extends_documentation_fragment:
+  - korrigo.ops.korrigo
+  - korrigo.ops.korrigo.guards
+  - korrigo.ops.korrigo.media
+  - korrigo.ops.korrigo.pdf_limits
+  - korrigo.ops.korrigo.attributes_remediation
+requirements:
+  - PyMuPDF (C(pymupdf), or Debian's C(python3-fitz)) for the Python running the module.
+  - Write access to the media root (as the user Korrigo's worker writes it).
+seealso:
+  - module: korrigo.ops.pdf_check
+  - module: korrigo.ops.korrigo_facts
+'''
+
+EXAMPLES = r'''
+- name: Re-rasterize every stuck copy whose PDF is fine, flag the others for re-upload
+  korrigo.ops.copy_import:
+    database_url: "{{ korrigo_database_url }}"
+    media_root: /opt/korrigo/media
+    stuck: true
+    max_changes: 50
+
+- name: One copy, by id
+  korrigo.ops.copy_import:
+    login_host: 127.0.0.1
+    login_user: korrigo
+    login_password: "{{ korrigo_db_password }}"
+    compose_project: korrigo
+    copy_ids: [0b8f3c52-5e1e-4f57-8a55-5d0c2a8b1f3e]
+'''
+
+RETURN = r'''
+count:
+  description: Copies changed (imported plus newly flagged), or that would be in check mode.
+  returned: always
+  type: int
+imported:
+  description: Number of copies that got their pages.
+  returned: always
+  type: int
+actions:
+  description: One entry per copy imported or flagged, at most O(actions_limit), ordered by anonymous id.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: reimport
+      copy_id: 0b8f3c52-5e1e-4f57-8a55-5d0c2a8b1f3e
+      anonymous_id: IMPORT-0B8F3C52
+      verdict: ok
+      before: {status: STAGING, pages: 0, flagged: null}
+      after: {status: STAGING, pages: 3, flagged: null}
+    - kind: flag_reupload
+      copy_id: 9d1e0c11-2b7a-4c55-8e0e-7c1f4a3b2d10
+      anonymous_id: IMPORT-9D1E0C11
+      verdict: encrypted
+      before: {status: STAGING, pages: 0, flagged: null}
+      after: {status: STAGING, pages: 0, flagged: encrypted}
+flagged:
+  description: Every stuck copy whose PDF is not C(ok), flagged now or before, with its verdict and detail.
+  returned: always
+  type: list
+  elements: dict
+skipped:
+  description: Listed copies that are not stuck (their status and page count), left alone.
+  returned: always
+  type: list
+  elements: dict
+verdicts:
+  description: PDF verdict per stuck copy considered.
+  returned: always
+  type: list
+  elements: dict
+korrigo_version:
+  description: Korrigo version detected from the schema.
+  returned: success
+  type: str
+skipped_concurrent_run:
+  description: True when another run held this remediation's advisory lock and nothing was done.
+  returned: when another run is in progress
+  type: bool
+'''
+
+import json
+import os
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.korrigo.ops.plugins.module_utils.database import (
+    KorrigoError, korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.media import (
+    korrigo_media_argument_spec, media_root_from_params,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.pdf import (
+    check_one, limits_from_params, pdf_limits_argument_spec, rasterize,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
+    UNKNOWN_COPIES_CTES, Remediation, audit_cte, check_positive_max_changes, check_statement_guards,
+    grading_event_cte, remediation_result, require_selector, run_module, validate_uuids,
+)
+
+FLAG_ACTION = 'korrigo_ops.copy_import.flag_reupload'
+IMPORT_ACTION = 'korrigo_ops.copy_import.reimport'
+
+# Pages of a copy: the sum of its booklets' pages_images lengths (0 when it has no booklet).
+PAGES_EXPR = """(SELECT coalesce(sum(CASE jsonb_typeof(b.pages_images) WHEN 'array'
+                                     THEN jsonb_array_length(b.pages_images) ELSE 0 END), 0)
+                   FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
+                  WHERE cb.copy_id = c.id)"""
+
+SELECT_TEMPLATE = """
+WITH {unknown},
+stuck AS (
+    SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.status, {pages} AS pages,
+           (SELECT e.metadata ->> 'filename' FROM grading_gradingevent e
+             WHERE e.copy_id = c.id AND e.action = 'IMPORT' ORDER BY e."timestamp" LIMIT 1) AS filename,
+           (SELECT min(e."timestamp") FROM grading_gradingevent e
+             WHERE e.copy_id = c.id AND e.action = 'IMPORT') AS imported_at
+      FROM exams_copy c
+     WHERE (%(all_copies)s OR c.id = ANY(%(copy_ids)s::uuid[]))
+), listed AS (
+    SELECT s.* FROM stuck s
+     WHERE s.status = 'STAGING' AND s.pages = 0
+       AND (cardinality(%(copy_ids)s::uuid[]) > 0
+            OR s.imported_at IS NULL OR s.imported_at < now() - make_interval(mins => %(stuck_after)s))
+)
+SELECT (SELECT count(*) FROM unknown) AS unknown_n,
+       (SELECT coalesce(jsonb_agg(copy_id ORDER BY copy_id), '[]') FROM unknown) AS unknown_ids,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', l.copy_id, 'anonymous_id', l.anonymous_id,
+                                                     'pdf_source', l.pdf_source, 'filename', l.filename,
+                                                     'imported_at', l.imported_at)
+                                  ORDER BY l.anonymous_id), '[]') FROM listed l) AS candidates,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', s.copy_id, 'anonymous_id', s.anonymous_id,
+                                                     'status', s.status, 'pages', s.pages,
+                                                     'reason', CASE WHEN s.status <> 'STAGING' THEN 'not STAGING'
+                                                                    ELSE 'has pages (awaiting validation)' END)
+                                  ORDER BY s.anonymous_id), '[]')
+          FROM stuck s WHERE cardinality(%(copy_ids)s::uuid[]) > 0
+                         AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.copy_id = s.copy_id)) AS skipped
+"""
+
+# One statement: re-checks that each copy is still stuck (locking it), counts the changes against max_changes,
+# fills or creates the booklet, links it, writes the IMPORT events and the audit rows (imports and flags).
+APPLY_TEMPLATE = """
+WITH items AS (
+    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb)
+        AS x(copy_id uuid, verdict text, detail text, pages integer, pages_images jsonb, filename text,
+             pdf_source text)
+), target AS MATERIALIZED (
+    SELECT i.*, c.anonymous_id, c.exam_id,
+           (SELECT b.id FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
+             WHERE cb.copy_id = c.id ORDER BY b.id LIMIT 1) AS empty_booklet_id,
+           (SELECT a.metadata ->> 'verdict' FROM core_auditlog a
+             WHERE a.action = %(flag_action)s AND a.resource_type = 'Copy' AND a.resource_id = c.id::text
+             ORDER BY a.id DESC LIMIT 1) AS flagged_before
+      FROM items i JOIN exams_copy c ON c.id = i.copy_id
+     WHERE c.status = 'STAGING' AND {pages} = 0
+     ORDER BY c.id
+       FOR UPDATE OF c
+), planned AS MATERIALIZED (
+    SELECT t.*, CASE WHEN t.verdict = 'ok' THEN 'reimport' ELSE 'flag_reupload' END AS kind
+      FROM target t
+     WHERE t.verdict = 'ok'
+        OR (%(flag_bad)s AND t.flagged_before IS DISTINCT FROM t.verdict)
+), guard AS (
+    SELECT (SELECT count(*) FROM planned) AS n
+), imports AS MATERIALIZED (
+    SELECT p.*, gen_random_uuid() AS new_booklet_id,
+           jsonb_build_object('filename', p.filename, 'pages', p.pages) AS event_metadata,
+           jsonb_build_object('remediation', 'korrigo.ops.copy_import', 'pdf_source', p.pdf_source,
+                              'pages', p.pages, 'booklet', CASE WHEN p.empty_booklet_id IS NULL THEN 'created'
+                                                                ELSE 'filled' END) AS audit_metadata
+      FROM planned p, guard g
+     WHERE p.kind = 'reimport' AND g.n <= %(max_changes)s
+), flags AS MATERIALIZED (
+    SELECT p.*,
+           jsonb_build_object('remediation', 'korrigo.ops.copy_import', 'verdict', p.verdict, 'detail', p.detail,
+                              'pdf_source', p.pdf_source, 'needs', 're-upload of the PDF') AS audit_metadata
+      FROM planned p, guard g
+     WHERE p.kind = 'flag_reupload' AND g.n <= %(max_changes)s
+), filled AS (
+    UPDATE exams_booklet b SET start_page = 1, end_page = i.pages, pages_images = i.pages_images
+      FROM imports i WHERE b.id = i.empty_booklet_id
+    RETURNING b.id
+), created AS (
+    INSERT INTO exams_booklet (id, start_page, end_page, header_image, student_name_guess, exam_id, pages_images)
+    SELECT i.new_booklet_id, 1, i.pages, NULL, NULL, i.exam_id, i.pages_images
+      FROM imports i WHERE i.empty_booklet_id IS NULL
+    RETURNING id
+), linked AS (
+    INSERT INTO exams_copy_booklets (copy_id, booklet_id)
+    SELECT i.copy_id, i.new_booklet_id FROM imports i
+     WHERE i.empty_booklet_id IS NULL AND EXISTS (SELECT 1 FROM created cr WHERE cr.id = i.new_booklet_id)
+    RETURNING id
+), {events}, {audit_imports}, {audit_flags}, done AS (
+    SELECT copy_id, anonymous_id, verdict, kind, pages, flagged_before FROM imports
+    UNION ALL SELECT copy_id, anonymous_id, verdict, kind, pages, flagged_before FROM flags
+)
+SELECT g.n AS selected,
+       (SELECT count(*) FROM imports) AS imported,
+       (SELECT count(*) FROM flags) AS flagged_now,
+       (SELECT coalesce(jsonb_agg(copy_id::text ORDER BY copy_id), '[]') FROM imports) AS imported_ids,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', t.copy_id, 'anonymous_id', t.anonymous_id,
+                                                     'verdict', t.verdict, 'detail', t.detail,
+                                                     'pdf_source', t.pdf_source,
+                                                     'flagged_before', t.flagged_before)
+                                  ORDER BY t.anonymous_id), '[]')
+          FROM target t WHERE t.verdict <> 'ok') AS bad,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+            'kind', d.kind, 'copy_id', d.copy_id, 'anonymous_id', d.anonymous_id, 'verdict', d.verdict,
+            'before', jsonb_build_object('status', 'STAGING', 'pages', 0, 'flagged', d.flagged_before),
+            'after', jsonb_build_object('status', 'STAGING',
+                                        'pages', CASE WHEN d.kind = 'reimport' THEN d.pages ELSE 0 END,
+                                        'flagged', CASE WHEN d.kind = 'reimport' THEN d.flagged_before
+                                                        ELSE d.verdict END))
+            ORDER BY d.anonymous_id), '[]')
+          FROM (SELECT * FROM done ORDER BY anonymous_id LIMIT %(actions_limit)s) d) AS actions,
+       (SELECT count(*) FROM events) AS events_written,
+       (SELECT count(*) FROM audit_imports) + (SELECT count(*) FROM audit_flags) AS audit_rows
+  FROM guard g
+"""
+
+
+def select_statement():
+    return sql.SQL(SELECT_TEMPLATE).format(unknown=sql.SQL(UNKNOWN_COPIES_CTES), pages=sql.SQL(PAGES_EXPR))
+
+
+def apply_statement():
+    return sql.SQL(APPLY_TEMPLATE).format(
+        pages=sql.SQL(PAGES_EXPR),
+        events=grading_event_cte('events', 'imports', 'event_action'),
+        audit_imports=audit_cte('audit_imports', 'imports', 'import_action'),
+        audit_flags=audit_cte('audit_flags', 'flags', 'flag_action'),
+    )
+
+
+def validate(params):
+    copy_ids = validate_uuids(params['copy_ids'])
+    require_selector({'stuck': params['stuck'], 'copy_ids': copy_ids},
+                     'set stuck=true to repair every stuck import, or list copy_ids')
+    check_positive_max_changes(params['max_changes'])
+    if params['stuck_after_minutes'] < 0:
+        raise KorrigoError("stuck_after_minutes must not be negative")
+    if params['rasterize_timeout'] < 1:
+        raise KorrigoError("rasterize_timeout must be at least 1")
+    return copy_ids
+
+
+def page_paths(copy_id, pages):
+    return ['copies/pages/%s/p%03d.png' % (copy_id, k) for k in range(pages)]
+
+
+class PageFiles(object):
+    """Scratch directories of rendered pages under copies/pages/, moved into place or removed."""
+
+    def __init__(self, root):
+        self.root = root
+        self.pages_dir = os.path.join(root, 'copies', 'pages')
+        self.scratch = {}
+
+    def render(self, copy_id, real_pdf, limits):
+        if not os.path.isdir(self.pages_dir):
+            os.makedirs(self.pages_dir)
+        scratch = tempfile.mkdtemp(prefix='.korrigo-ops-%s-' % copy_id, dir=self.pages_dir)
+        self.scratch[copy_id] = scratch
+        return rasterize(real_pdf, scratch, copy_id, limits)
+
+    def install(self, copy_ids):
+        """Move the rendered pages of ``copy_ids`` to copies/pages/<copy id>/ (what Korrigo's import writes)."""
+        for copy_id in copy_ids:
+            scratch = self.scratch.pop(copy_id)
+            final = os.path.join(self.pages_dir, copy_id)
+            if not os.path.isdir(final):
+                os.makedirs(final)
+            for name in sorted(os.listdir(scratch)):
+                os.replace(os.path.join(scratch, name), os.path.join(final, name))
+            os.rmdir(scratch)
+
+    def discard(self):
+        for scratch in self.scratch.values():
+            shutil.rmtree(scratch, ignore_errors=True)
+        self.scratch = {}
+
+
+def verdicts_for(candidates, root, limits, pages, check_mode):
+    """The PDF verdict of each candidate and, outside check mode, its pages rendered in a scratch dir."""
+    items = []
+    for cand in candidates:
+        item = {'copy_id': cand['copy_id'], 'anonymous_id': cand['anonymous_id'], 'pdf_source': cand['pdf_source'],
+                'filename': cand['filename'] or os.path.basename(cand['pdf_source'] or '') or None}
+        if not cand['pdf_source']:
+            result = {'verdict': 'missing', 'detail': 'the copy has no pdf_source', 'pages': None}
+        else:
+            result = check_one(root, cand['pdf_source'], limits['check'])
+        if result['verdict'] == 'ok' and not check_mode:
+            rendered = pages.render(cand['copy_id'], result['realpath'], limits['rasterize'])
+            if rendered['verdict'] != 'ok':
+                result = dict(result, verdict=rendered['verdict'], detail='rasterization: %s' % rendered['detail'])
+            elif rendered['pages_images'] != page_paths(cand['copy_id'], rendered['pages']):
+                raise KorrigoError("rasterization of %s produced unexpected files" % cand['copy_id'])
+        item.update(verdict=result['verdict'], detail=result.get('detail') or '', pages=result.get('pages') or 0)
+        item['pages_images'] = page_paths(cand['copy_id'], item['pages']) if item['verdict'] == 'ok' else []
+        items.append(item)
+    return items
+
+
+def repair(module):
+    params = module.params
+    copy_ids = validate(params)
+    check_limits = limits_from_params(params)
+    limits = {'check': check_limits, 'rasterize': dict(check_limits, timeout=params['rasterize_timeout'])}
+    root = media_root_from_params(params)
+    pages = PageFiles(root)
+    try:
+        with Remediation(params, 'copy_import', module.check_mode) as rem:
+            found = rem.fetchone(select_statement(), {
+                'copy_ids': copy_ids, 'all_copies': not copy_ids, 'stuck_after': params['stuck_after_minutes'],
+            })
+            if found['unknown_n']:
+                check_statement_guards({'unknown_n': found['unknown_n'], 'unknown_ids': found['unknown_ids'],
+                                        'selected': 0}, params['max_changes'])
+            items = verdicts_for(found['candidates'], root, limits, pages, module.check_mode)
+            row = rem.fetchone(apply_statement(), rem.trail_params(
+                items=json.dumps([dict((k, v) for k, v in item.items() if k != 'anonymous_id') for item in items]),
+                flag_bad=params['flag_bad'], max_changes=params['max_changes'],
+                actions_limit=params['actions_limit'], flag_action=FLAG_ACTION, import_action=IMPORT_ACTION,
+                event_action='IMPORT'))
+            check_statement_guards(row, params['max_changes'])
+            if not module.check_mode:
+                pages.install(row['imported_ids'])
+            version = rem.rules['name']
+    finally:
+        pages.discard()
+
+    return remediation_result(
+        module, row['imported'] + row['flagged_now'], row['actions'], version, 'copies', 'copy_id',
+        imported=row['imported'], flagged_now=row['flagged_now'], flagged=row['bad'], skipped=found['skipped'],
+        verdicts=[dict((k, item[k]) for k in ('copy_id', 'anonymous_id', 'pdf_source', 'verdict', 'detail', 'pages'))
+                  for item in items],
+        events_written=row['events_written'], audit_rows=row['audit_rows'], media_root=root)
+
+
+def main():
+    argument_spec = korrigo_common_argument_spec()
+    argument_spec.update(korrigo_guard_argument_spec())
+    argument_spec.update(korrigo_media_argument_spec())
+    argument_spec.update(pdf_limits_argument_spec())
+    argument_spec.update(
+        stuck=dict(type='bool', default=False),
+        copy_ids=dict(type='list', elements='str', default=[]),
+        stuck_after_minutes=dict(type='int', default=5),
+        flag_bad=dict(type='bool', default=True),
+        rasterize_timeout=dict(type='int', default=300),
+        actions_limit=dict(type='int', default=1000),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, lambda: repair(module))
+
+
+if __name__ == '__main__':
+    main()

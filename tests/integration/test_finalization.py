@@ -152,7 +152,7 @@ def test_celery_task_queues_once_per_copy_in_celery_format(idle_queue):
     import base64
     message = json.loads(redis.Redis.from_url(BROKER).lindex(idle_queue, -1))
     assert message['headers']['task'] == FINALIZE
-    args, kwargs, _ = json.loads(base64.b64decode(message['body']))
+    args, kwargs, _embed = json.loads(base64.b64decode(message['body']))
     assert args[1] == 7 and kwargs == {}
 
 
@@ -161,8 +161,30 @@ def test_celery_task_bad_input(idle_queue):
         (dict(broker_url='redis://127.0.0.1:1/0'), 'unreachable'),
         (dict(broker_url='http://nope'), 'CELERY_BROKER_URL'),
         (dict(broker_url=BROKER, copy_ids=['x']), 'malformed copy id'),
-        (dict(broker_url=BROKER, copy_ids=[str(uuid.uuid4()) for _ in range(3)], max_changes=2), 'max_changes=2'),
+        (dict(broker_url=BROKER, copy_ids=[str(uuid.uuid4()) for _i in range(3)], max_changes=2), 'max_changes=2'),
     ]:
         result = run_module('celery_task', task=FINALIZE, queue=idle_queue, **args)
         assert result.get('failed') is True and message in result['msg'], (args, result)
     assert redis.Redis.from_url(BROKER).llen(idle_queue) == 0
+
+
+def test_repaired_copies_finalize_on_both_versions(korrigo):
+    """The repair leaves every copy in a state the version's own finalize (the stand-in's copy of it) accepts."""
+    from korrigo_stack import finalize
+
+    seeded = korrigo.seed('finalization')
+    ops = seeded['users']['korrigo-ops']
+    repairable = [c for group in ('out_of_bounds', 'same_actor', 'worker_died', 'unknown', 'failed_once', 'border')
+                  for c in seeded['%s_copy_ids' % group]]
+    assert korrigo.run('annotation_bounds', copy_ids=seeded['out_of_bounds_copy_ids'])['count'] == 3
+    assert korrigo.run('copy_status', copy_ids=seeded['worker_died_copy_ids'])['count'] == 1
+    outcomes = [finalize.finalize_copy(korrigo.conn, copy_id, ops, version=korrigo.version,
+                                       media_root=seeded['media_root'])['status'] for copy_id in repairable]
+    assert outcomes == ['GRADED'] * len(repairable)
+    # As the teacher with two failures on record, Korrigo's get_or_create would still fail.
+    teacher = seeded['users']['prof.martin']
+    korrigo.query("UPDATE exams_copy SET status = 'GRADING_FAILED' WHERE id = %s RETURNING id",
+                  (seeded['same_actor_copy_ids'][0],))
+    again = finalize.finalize_copy(korrigo.conn, seeded['same_actor_copy_ids'][0], teacher, version=korrigo.version,
+                                   media_root=seeded['media_root'])
+    assert again['status'] == 'GRADING_FAILED' and 'more than one GradingEvent' in again['detail']

@@ -6,33 +6,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
-name: report_text
-short_description: Render a korrigo.ops remediation report as text a person reads at a glance
-version_added: 0.1.0
-description:
-  - Takes the report dictionary every korrigo.ops role builds (scenario, title, severity, status,
-    found, done, needs_human) and renders one screen of text.
-positional: _input
-options:
-  _input:
-    description: The report dictionary.
-    type: dict
-    required: true
-'''
-
-EXAMPLES = r'''
-- name: Print the report
-  ansible.builtin.debug:
-    msg: "{{ korrigo_report | korrigo.ops.report_text }}"
-'''
-
-RETURN = r'''
-_value:
-  description: The report as lines of text.
-  type: list
-  elements: str
-'''
+# The filters' documentation lives next to this file, one YAML file per filter
+# (report_text.yml, describe_action.yml): a DOCUMENTATION block here would document only one of them.
 
 from ansible.errors import AnsibleFilterError
 
@@ -44,10 +19,9 @@ def report_text(report):
     if not isinstance(report, dict) or 'scenario' not in report:
         raise AnsibleFilterError("report_text expects a korrigo.ops report dictionary with a 'scenario' key")
     mode = ' [CHECK MODE: nothing was changed]' if report.get('check_mode') else ''
-    lines = ['%s: %s%s' % (report['scenario'], report.get('title', ''), mode),
-             'status: %s | severity: %s | korrigo: %s' % (report.get('status', 'unknown'),
-                                                         report.get('severity', 'n/a'),
-                                                         report.get('korrigo_version', 'unknown'))]
+    status = 'status: %s | severity: %s | korrigo: %s' % (
+        report.get('status', 'unknown'), report.get('severity', 'n/a'), report.get('korrigo_version', 'unknown'))
+    lines = ['%s: %s%s' % (report['scenario'], report.get('title', ''), mode), status]
     for key, heading in SECTIONS:
         entries = report.get(key) or []
         lines.append('%s (%d):' % (heading, len(entries)))
@@ -63,7 +37,12 @@ def describe_action(action):
         raise AnsibleFilterError("describe_action expects an action dictionary from a korrigo.ops module")
     before = action.get('before') or {}
     after = action.get('after') or {}
-    text = '%s %s' % (action.get('kind', 'change'), action.get('anonymous_id') or action.get('copy_id'))
+    text = '%s %s' % (action.get('kind', 'change'), action.get('anonymous_id') or action.get('copy_id')
+                      or 'pid %s' % action.get('pid'))
+    if action.get('pid') and action.get('reason'):
+        text += ' (%s, %s, %s)' % (action.get('usename'), action.get('application_name'), action['reason'])
+    if action.get('gap'):
+        text += ' (%s)' % action['gap']
     if action.get('owner'):
         text += ' (lock of %s)' % action['owner']
     if before.get('status') and before.get('status') != after.get('status'):

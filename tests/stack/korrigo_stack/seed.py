@@ -99,7 +99,7 @@ PLAN_COLUMNS = (
     ("ev_import", "uuid"), ("ev_validate", "uuid"), ("ev_lock", "uuid"), ("ev_unlock", "uuid"),
     ("ev_finalize", "uuid"), ("ev_ann1", "uuid"), ("ev_ann2", "uuid"),
 )
-PLAN_NAMES = tuple(name for name, _ in PLAN_COLUMNS)
+PLAN_NAMES = tuple(name for name, _expr in PLAN_COLUMNS)
 
 # Korrigo's tables in delete order (children first); the ones absent from a version are skipped.
 DATA_TABLES = (
@@ -725,4 +725,5 @@ if __name__ == "__main__":
 else:
     # Scenario modules register themselves with @scenario when imported (one line each).
     from korrigo_stack import scenarios_finalize  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+    from korrigo_stack import scenarios_audit, scenarios_latency  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
     from korrigo_stack import scenarios_import  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position

@@ -25,3 +25,13 @@ def test_describe_action():
     text = describe_action({'kind': 'release_lock', 'anonymous_id': 'IMPORT-1', 'owner': 'prof.martin',
                             'before': {'status': 'LOCKED'}, 'after': {'status': 'READY'}})
     assert text == 'release_lock IMPORT-1 (lock of prof.martin): LOCKED -> READY'
+
+
+def test_describe_session_and_note_actions():
+    assert describe_action({'kind': 'terminate_session', 'pid': 42, 'usename': 'app', 'application_name': 'gunicorn',
+                            'reason': 'idle_in_transaction', 'before': {'state': 'idle in transaction'},
+                            'after': {'state': 'terminated'}}) == \
+        'terminate_session pid 42 (app, gunicorn, idle_in_transaction)'
+    assert describe_action({'kind': 'note_gap', 'anonymous_id': 'IMPORT-1', 'gap': 'missing_import',
+                            'before': {'status': 'READY'}, 'after': {'status': 'READY'}}) == \
+        'note_gap IMPORT-1 (missing_import)'

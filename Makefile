@@ -44,8 +44,9 @@ unit: venv
 integration: stack
 	$(BIN)/pytest -q tests/integration
 
+# --base-config explicitly: Molecule only finds .config/molecule/config.yml by itself in a git checkout.
 molecule: stack
-	$(BIN)/molecule test --all
+	$(BIN)/molecule --base-config .config/molecule/config.yml test --all
 
 lint: venv
 	$(BIN)/ansible-lint --profile production

@@ -102,10 +102,10 @@ def main():
     parser.add_argument('--repeat', type=int, default=3)
     opts = parser.parse_args()
     runs = {
-        'statement_seconds': [time_statement(opts.count) for _ in range(opts.repeat)],
-        'module_seconds': [time_module(opts.count) for _ in range(opts.repeat)],
-        'module_check_mode_seconds': [time_module(opts.count, check_mode=True) for _ in range(opts.repeat)],
-        'minimal_sql_seconds': [time_minimal_sql(opts.count) for _ in range(opts.repeat)],
+        'statement_seconds': [time_statement(opts.count) for _run in range(opts.repeat)],
+        'module_seconds': [time_module(opts.count) for _run in range(opts.repeat)],
+        'module_check_mode_seconds': [time_module(opts.count, check_mode=True) for _run in range(opts.repeat)],
+        'minimal_sql_seconds': [time_minimal_sql(opts.count) for _run in range(opts.repeat)],
     }
     summary = dict((name, round(statistics.median(values), 3)) for name, values in runs.items())
     summary['module_over_statement'] = round(summary['module_seconds'] / summary['statement_seconds'], 2)

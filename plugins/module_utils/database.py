@@ -20,7 +20,8 @@ PSYCOPG2_IMPORT_ERROR = None
 try:
     import psycopg2
     import psycopg2.extras
-    from psycopg2 import sql
+    # Re-exported: the modules and remediation.py build their statements with psycopg2.sql.
+    from psycopg2 import sql  # pylint: disable=unused-import
     HAS_PSYCOPG2 = True
 except ImportError:
     psycopg2 = None

@@ -13,17 +13,17 @@ module: annotation_bounds
 short_description: Bring Korrigo annotations whose box leaves the page back inside it
 version_added: 0.1.0
 description:
-  - Finds C(grading_annotation) rows whose box leaves the page (C(x + w > 1), C(y + h > 1), negative or NaN
-    values), the cause of "flatten_copy failed: fitz error" finalization failures, and fixes them in one
-    statement that re-checks the bounds in the database.
+  - 'Finds C(grading_annotation) rows whose box leaves the page (C(x + w > 1), C(y + h > 1), negative or NaN
+    values), the cause of C(flatten_copy failed: fitz error) finalization failures, and fixes them in one
+    statement that re-checks the bounds in the database.'
   - V(clamp) (the default) keeps the annotation, its content, type and score; it keeps the box's size where
     the page allows and moves the box inside the page (a negative size is read as a box drawn backwards; a NaN
     size becomes 0.05). Version and C(updated_at) move on as Korrigo's ORM would.
   - V(delete) removes the annotation; the whole row is kept as a backup in the audit row's metadata.
   - Writes an C(UPDATE_ANN) or C(DELETE_ANN) grading event and a C(core_auditlog) row per annotation.
-  - Annotations of GRADED copies are left alone unless O(include_graded) is set: their final PDF shows them.
+  - Annotations of GRADED copies are left alone unless O(include_graded) is set, because their final PDF shows them.
 author:
-  - korrigo.ops maintainers
+  - korrigo.ops maintainers (!UNKNOWN)
 options:
   copy_ids:
     description:

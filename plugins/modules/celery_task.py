@@ -22,7 +22,7 @@ description:
     Without O(copy_ids), the task is not queued while any message of it is pending.
   - Arguments are JSON only, as Korrigo's Celery accepts (C(CELERY_ACCEPT_CONTENT = ['json'])).
 author:
-  - korrigo.ops maintainers
+  - korrigo.ops maintainers (!UNKNOWN)
 options:
   broker_url:
     description:
@@ -174,8 +174,8 @@ def send(params, to_queue):
                               task_id=task_id, producer=producer, retry=False)
                 queued.append({'copy_id': copy_id, 'task_id': task_id})
     except Exception as err:  # kombu raises transport-specific errors; name what was sent before it failed
-        raise KorrigoError("queueing %s failed after %d of %d tasks: %s" % (params['task'], len(queued),
-                                                                         len(to_queue), err), queued=queued)
+        raise KorrigoError("queueing %s failed after %d of %d tasks: %s" % (params['task'], len(queued), len(to_queue), err),
+                           queued=queued)
     return queued
 
 
@@ -190,7 +190,7 @@ def queue_tasks(module):
         to_queue, skipped = plan(params, pending)
         check_max_changes(len(to_queue), params['max_changes'])
         if module.check_mode:
-            queued = [{'copy_id': copy_id, 'task_id': None} for copy_id, _ in to_queue]
+            queued = [{'copy_id': copy_id, 'task_id': None} for copy_id, _args in to_queue]
         else:
             queued = send(params, to_queue)
             mark_queued(client, params['task'], queued, params['pending_ttl'])

@@ -19,13 +19,13 @@ description:
   - C(GRADING_FAILED) copies are already accepted; they only change when O(reset_retries) is set.
   - C(GRADING_IN_PROGRESS) copies (a worker died inside finalize) move to C(READY) on HEAD and to
     C(GRADING_FAILED) on 8f16b75, once their last activity (latest grading event) is older than
-    O(stale_after_minutes). Younger ones are left alone: a worker may still be finalizing them.
+    O(stale_after_minutes). Younger ones are left alone, as a worker may still be finalizing them.
   - Copies in any other status are never changed and are listed in RV(skipped).
   - C(grading_error_message) is kept, and copied into the C(core_auditlog) row written per copy.
     Korrigo has no grading event for a status reset, so none is written.
   - The playbook's advice to set C(LOCKED) would leave a copy HEAD cannot finalize; this module never does.
 author:
-  - korrigo.ops maintainers
+  - korrigo.ops maintainers (!UNKNOWN)
 options:
   copy_ids:
     description:

@@ -130,7 +130,7 @@ def _result(stdout, path):
 def run_module(module, check_mode=False, diff=False, **args):
     """Run a module as Ansible does (its own process, args in a JSON file) and return its result."""
     command, env, path = _module_command(module, args, check_mode, diff)
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     return _result(proc.stdout, path)
 
 
@@ -142,5 +142,5 @@ def start_module(module, **args):
 
 def finish_module(started):
     proc, path = started
-    stdout, _ = proc.communicate(timeout=300)
+    stdout, _stderr = proc.communicate(timeout=300)
     return _result(stdout, path)

@@ -120,7 +120,7 @@ def test_password_is_not_logged(korrigo):
 
 def test_two_concurrent_runs_release_each_lock_once(korrigo):
     seeded = korrigo.seed('locks')
-    runs = [korrigo.start('copylock', expired=True) for _ in range(2)]
+    runs = [korrigo.start('copylock', expired=True) for _run in range(2)]
     results = [finish_module(r) for r in runs]
     assert all(r.get('failed') is not True for r in results), results
     assert sum(r.get('count', 0) for r in results) == 5

@@ -236,7 +236,7 @@ def create_database(admin_dsn, name, version, drop=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 -m korrigo_stack.migrate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m korrigo_stack.migrate", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--dsn", default=None, help="default: $DATABASE_URL or %s" % common.DEFAULT_DSN)
     parser.add_argument("--version", choices=common.SCHEMA_VERSIONS, default=None,
                         help="Korrigo schema version (default: $KORRIGO_SCHEMA_VERSION or head)")

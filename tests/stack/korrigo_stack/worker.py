@@ -238,7 +238,7 @@ _EXERCISE = re.compile(r"(?:EXERCICE|Exercice)\s*(\d+)", re.IGNORECASE)
 
 def _chunks(pages_text, doc_type):
     """Korrigo's chunking, reduced to the exercise split: one chunk per 'Exercice N', or one chunk."""
-    full_text = "\n".join(text for _, text in pages_text)
+    full_text = "\n".join(text for _page, text in pages_text)
     splits = list(_EXERCISE.finditer(full_text))
     first = pages_text[0][0] if pages_text else None
     last = pages_text[-1][0] if pages_text else None

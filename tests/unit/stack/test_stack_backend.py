@@ -78,10 +78,10 @@ def test_health_endpoints(server):
     status, body, headers = get(base + "/api/health/")
     assert status == 200 and json.loads(body)["status"] == "healthy" and headers["X-Request-ID"]
     app.redis_up = False
-    status, body, _ = get(base + "/api/health/")
+    status, body, _headers = get(base + "/api/health/")
     assert status == 503 and json.loads(body)["status"] == "unhealthy" and json.loads(body)["cache"] == "disconnected"
     app.redis_up, app.db.up = True, False
-    status, body, _ = get(base + "/api/health/ready/")
+    status, body, _headers = get(base + "/api/health/ready/")
     assert status == 503 and json.loads(body)["database"] == "disconnected"
     assert get(base + "/api/health/live/")[0] == 200
 
@@ -99,7 +99,7 @@ def test_metrics_token(server, monkeypatch):
 def test_requests_are_counted_with_korrigo_path_templates(server):
     app, base = server
     assert get(base + "/api/copies/")[0] == 200
-    status, body, _ = get(base + "/api/copies/%s/" % COPY_ID)
+    status, body, _headers = get(base + "/api/copies/%s/" % COPY_ID)
     assert status == 200 and json.loads(body)["anonymous_id"] == "IMPORT-ABCDEF12"
     assert get(base + "/api/copies/%s/" % uuid.uuid4())[0] == 404
     assert get(base + "/api/_debug/slow/?seconds=0.06")[0] == 200

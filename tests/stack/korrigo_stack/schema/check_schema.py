@@ -171,7 +171,7 @@ def find_facts():
     if os.environ.get("KORRIGO_SCHEMA_FACTS"):
         candidates.append(os.environ["KORRIGO_SCHEMA_FACTS"])
     directory = HERE
-    for _ in range(8):
+    for _level in range(8):
         candidates.append(os.path.join(directory, "shared", "korrigo-schema.md"))
         directory = os.path.dirname(directory)
     candidates.append("/work/shared/korrigo-schema.md")

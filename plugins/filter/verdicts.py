@@ -94,6 +94,19 @@ def latency_findings(facts, backlog_threshold=100, connections_ratio=0.8, non_id
             75, 'backlog', '%d tasks waiting in the %s queue' % (backlog['length'], backlog.get('queue')),
             'Celery workers are overwhelmed or not consuming (playbook: over %d)' % backlog_threshold,
             'check workers with korrigo.ops.celery_health; raise concurrency or run recover_stuck_imports.yml', False))
+    workers = facts.get('workers') or {}
+    if workers and not workers.get('healthy', True):
+        found.append(_finding(
+            92, 'workers_not_answering', 'no Celery worker answers the ping (%s tasks queued)' % backlog.get('length'),
+            'tasks pile up while nothing consumes them',
+            'restart the worker with korrigo.ops.celery_health (high_latency_restart_worker)', True))
+    elif workers:
+        for worker in workers.get('workers') or []:
+            if worker.get('active') and (backlog.get('length') or 0) > backlog_threshold:
+                found.append(_finding(
+                    70, 'workers_busy', '%s runs %s tasks, %s reserved' % (worker.get('name'), worker.get('active'),
+                                                                          worker.get('reserved')),
+                    'the workers are saturated (compose: --concurrency=2)', 'raise the Celery concurrency', False))
     metrics = facts.get('metrics') or {}
     if metrics and not metrics.get('scraped'):
         found.append(_finding(40, 'metrics_unreachable', 'Prometheus endpoint not scraped', metrics.get('error'),

@@ -118,3 +118,12 @@ def test_compose_services_by_label():
     assert services['redis']['state'] == 'missing' and services['backend']['running'] is False
     with pytest.raises(AnsibleFilterError):
         compose_services('nope')
+
+
+def test_workers_not_answering_outranks_the_backlog():
+    facts = {'backlog': {'queue': 'celery', 'length': 150}, 'workers': {'healthy': False, 'workers': []}}
+    kinds = [f['kind'] for f in latency_findings(facts)]
+    assert kinds == ['workers_not_answering', 'backlog']
+    busy = {'backlog': {'queue': 'celery', 'length': 150},
+            'workers': {'healthy': True, 'workers': [{'name': 'celery@w1', 'active': 2, 'reserved': 4}]}}
+    assert [f['kind'] for f in latency_findings(busy)] == ['backlog', 'workers_busy']

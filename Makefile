@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export PYTHONPATH := $(CURDIR)/.cache/collections:$(CURDIR)/tests/stack
-export KORRIGO_DSN ?= postgresql://korrigo:korrigo@127.0.0.1:55432/korrigo
+export KORRIGO_DSN ?= postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo
 
 .PHONY: venv stack stack-down seed demo test unit integration molecule lint sanity build bench clean
 

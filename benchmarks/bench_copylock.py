@@ -27,7 +27,7 @@ from ansible_collections.korrigo.ops.plugins.modules import copylock
 from korrigo_stack import seed as stack_seed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:korrigo@127.0.0.1:55432/korrigo')
+DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo')
 BARE_SQL = """
 WITH released AS (DELETE FROM grading_copylock WHERE expires_at < now() RETURNING copy_id)
 UPDATE exams_copy c SET status = 'READY', locked_at = NULL, locked_by_id = NULL
@@ -80,7 +80,7 @@ def time_statement(count):
 def time_module(count, check_mode=False):
     fresh(count).close()
     args = {'ANSIBLE_MODULE_ARGS': {
-        'login_host': '127.0.0.1', 'login_port': 55432, 'login_user': 'korrigo', 'login_password': 'korrigo',
+        'login_host': '127.0.0.1', 'login_port': 55432, 'login_user': 'korrigo', 'login_password': 'stack-secret',
         'login_db': 'korrigo', 'expired': True, 'max_changes': count + 10, '_ansible_check_mode': check_mode}}
     with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as out:
         json.dump(args, out)

@@ -16,8 +16,8 @@ from korrigo_stack import migrate, seed as stack_seed
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = os.path.join(ROOT, 'plugins', 'modules')
 COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
-DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:korrigo@127.0.0.1:55432/korrigo')
-DB = dict(login_host='127.0.0.1', login_port=55432, login_user='korrigo', login_password='korrigo')
+DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo')
+DB = dict(login_host='127.0.0.1', login_port=55432, login_user='korrigo', login_password='stack-secret')
 VERSIONS = {'head': 'korrigo', '8f16b75': 'korrigo_8f16b75'}
 # Every table a remediation may touch: compared byte for byte around dry runs and refused runs.
 WATCHED_TABLES = ('auth_user', 'exams_exam', 'exams_booklet', 'exams_copy', 'exams_copy_booklets',

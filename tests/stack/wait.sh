@@ -30,7 +30,7 @@ check_db() {
   local id
   id=$(service_container db)
   [ -n "$id" ] && docker exec "$id" psql -Atqc 'select 1' \
-    postgresql://korrigo:korrigo@127.0.0.1:55432/korrigo >/dev/null 2>&1
+    postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo >/dev/null 2>&1
 }
 check_redis() {
   local id

@@ -19,7 +19,7 @@ import time
 # Configuration (environment of the stack's containers; everything on 127.0.0.1)
 # --------------------------------------------------------------------------------------------
 
-DEFAULT_DSN = "postgresql://korrigo:korrigo@127.0.0.1:55432/korrigo"
+DEFAULT_DSN = "postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:56379/0"
 DEFAULT_BACKEND_PORT = 58088
 SCHEMA_VERSIONS = ("head", "8f16b75")

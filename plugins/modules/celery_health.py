@@ -169,23 +169,13 @@ waited_seconds:
 '''
 
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.korrigo.ops.plugins.module_utils.broker import broker_client, redis
+from ansible_collections.korrigo.ops.plugins.module_utils.broker import broker_client, celery_app, redis
 from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
 from ansible_collections.korrigo.ops.plugins.module_utils.media import docker_client, service_containers
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
-
-CELERY_IMPORT_ERROR = None
-try:
-    from celery import Celery
-    HAS_CELERY = True
-except ImportError:
-    HAS_CELERY = False
-    CELERY_IMPORT_ERROR = traceback.format_exc()
-
 
 def broker_state(url, queue):
     """(reachable, error, queue length) from one PING and one LLEN."""
@@ -201,12 +191,7 @@ def broker_state(url, queue):
 
 def inspect_workers(url, timeout):
     """Workers answering a ping, with what each runs and holds (Celery's remote control over the broker)."""
-    if not HAS_CELERY:
-        raise KorrigoError("the celery Python library is required on the host running this module (pip install celery)",
-                           exception=CELERY_IMPORT_ERROR)
-    app = Celery('korrigo_ops', broker=url)
-    app.conf.update(accept_content=['json'], result_accept_content=['json'], task_serializer='json',
-                    broker_connection_timeout=5, broker_connection_retry=False, broker_connection_max_retries=0)
+    app = celery_app(url)
     try:
         inspect = app.control.inspect(timeout=timeout)
         replies = inspect.ping() or {}

@@ -109,27 +109,17 @@ count:
   type: int
 '''
 
-import traceback
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.broker import (
-    broker_client, mark_queued, pending_tasks, tasks_still_running,
+    broker_client, celery_app, mark_queued, pending_tasks, tasks_still_running,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     check_max_changes, check_positive_max_changes, run_module, validate_uuids,
 )
-
-CELERY_IMPORT_ERROR = None
-try:
-    from celery import Celery
-    HAS_CELERY = True
-except ImportError:
-    HAS_CELERY = False
-    CELERY_IMPORT_ERROR = traceback.format_exc()
-
 
 def pending_keys(tasks, task_name):
     """What `task_name` is pending for: the copy id (first positional argument or copy_id keyword), or None."""
@@ -159,12 +149,7 @@ def plan(params, pending):
 
 
 def send(params, to_queue):
-    if not HAS_CELERY:
-        raise KorrigoError("the celery Python library is required on the host running this module (pip install celery)",
-                           exception=CELERY_IMPORT_ERROR)
-    app = Celery('korrigo_ops', broker=params['broker_url'])
-    app.conf.update(task_serializer='json', accept_content=['json'], broker_connection_timeout=5,
-                    broker_connection_retry=False)
+    app = celery_app(params['broker_url'])
     queued = []
     try:
         with app.producer_or_acquire() as producer:

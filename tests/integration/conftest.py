@@ -144,3 +144,24 @@ def finish_module(started):
     proc, path = started
     stdout, _stderr = proc.communicate(timeout=300)
     return _result(stdout, path)
+
+
+def restart_service(service, health_url=None, timeout=60):
+    """Restart one compose service of the stack (found by its labels, as Compose v1 and v2 both set them)."""
+    import urllib.request
+    ids = subprocess.run(['docker', 'ps', '-q', '--filter', 'label=com.docker.compose.project=korrigo',
+                          '--filter', 'label=com.docker.compose.service=%s' % service],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert ids, 'no running %s container in the korrigo stack' % service
+    subprocess.run(['docker', 'restart'] + ids, capture_output=True, check=True)
+    deadline = time.time() + timeout
+    while health_url:
+        try:
+            with urllib.request.urlopen(health_url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            pytest.fail('%s did not come back within %ss' % (service, timeout))
+        time.sleep(0.5)

@@ -103,10 +103,9 @@ def latency_findings(facts, backlog_threshold=100, connections_ratio=0.8, non_id
     elif workers:
         for worker in workers.get('workers') or []:
             if worker.get('active') and (backlog.get('length') or 0) > backlog_threshold:
-                found.append(_finding(
-                    70, 'workers_busy', '%s runs %s tasks, %s reserved' % (worker.get('name'), worker.get('active'),
-                                                                          worker.get('reserved')),
-                    'the workers are saturated (compose: --concurrency=2)', 'raise the Celery concurrency', False))
+                busy = '%s runs %s tasks, %s reserved' % (worker.get('name'), worker.get('active'), worker.get('reserved'))
+                found.append(_finding(70, 'workers_busy', busy, 'the workers are saturated (compose: --concurrency=2)',
+                                      'raise the Celery concurrency', False))
     metrics = facts.get('metrics') or {}
     if metrics and not metrics.get('scraped'):
         found.append(_finding(40, 'metrics_unreachable', 'Prometheus endpoint not scraped', metrics.get('error'),

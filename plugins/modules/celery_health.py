@@ -177,6 +177,7 @@ from ansible_collections.korrigo.ops.plugins.module_utils.database import Korrig
 from ansible_collections.korrigo.ops.plugins.module_utils.media import docker_client, service_containers
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
 
+
 def broker_state(url, queue):
     """(reachable, error, queue length) from one PING and one LLEN."""
     client = broker_client(url, timeout=3.0)

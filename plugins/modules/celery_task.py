@@ -121,6 +121,7 @@ from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     check_max_changes, check_positive_max_changes, run_module, validate_uuids,
 )
 
+
 def pending_keys(tasks, task_name):
     """What `task_name` is pending for: the copy id (first positional argument or copy_id keyword), or None."""
     pending = set()

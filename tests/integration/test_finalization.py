@@ -188,3 +188,17 @@ def test_repaired_copies_finalize_on_both_versions(korrigo):
     again = finalize.finalize_copy(korrigo.conn, seeded['same_actor_copy_ids'][0], teacher, version=korrigo.version,
                                    media_root=seeded['media_root'])
     assert again['status'] == 'GRADING_FAILED' and 'more than one GradingEvent' in again['detail']
+
+
+def test_a_finalize_timeout_fails_like_korrigo_and_is_named(korrigo_head, monkeypatch):
+    from korrigo_stack import finalize
+
+    seeded = korrigo_head.seed('finalization')
+    copy_id = seeded['border_copy_ids'][0]
+    monkeypatch.setenv('KORRIGO_FINALIZE_TIMEOUT', '0')
+    outcome = finalize.finalize_copy(korrigo_head.conn, copy_id, seeded['users']['prof.durand'], version='head',
+                                     media_root=seeded['media_root'])
+    assert outcome['status'] == 'GRADING_FAILED' and outcome['detail'].startswith('timeout')
+    facts = korrigo_head.run('korrigo_facts', gather_subset=['finalizations'])['ansible_facts']['korrigo']
+    causes = dict((c['copy_id'], c['cause']) for c in facts['finalizations']['copies'])
+    assert causes[copy_id] == 'timeout'

@@ -31,10 +31,11 @@ stack: venv
 stack-down:
 	tests/stack/down.sh
 
-# The demo: the stack with seeded incidents, then the remediation against it.
+# The demo: an incident of every scenario seeded into the stack, then triage and every remediation it calls for.
 demo: stack
-	$(BIN)/python -m korrigo_stack.seed --reset --scenario baseline --scenario locks
-	$(BIN)/ansible-playbook playbooks/release_expired_locks.yml -i inventories/local
+	$(BIN)/python -m korrigo_stack.seed --reset --scenario baseline --scenario locks --scenario finalization \
+		--scenario import_stuck --scenario audit
+	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local
 
 test: venv stack unit integration molecule lint sanity
 

@@ -44,6 +44,12 @@ options:
       - Most files and directories removed in one run; more fails without removing anything.
     type: int
     default: 100
+  backup_dir:
+    description:
+      - Move what is removed to C(<backup_dir>/<UTC time>/<relative path>) instead of deleting it; a temporary
+        upload may be the only copy of a teacher's scan whose import failed. Must lie outside the media root.
+      - Without it, files are deleted as Korrigo's own C(cleanup_orphaned_files) deletes them.
+    type: path
   list_limit:
     description:
       - Most entries listed per finding; counts always cover everything.
@@ -100,6 +106,10 @@ removed:
   returned: always
   type: list
   elements: str
+backed_up_to:
+  description: Directory the removed entries were moved to (O(backup_dir)), or null.
+  returned: always
+  type: str
 count:
   description: Number of entries in RV(removed).
   returned: always
@@ -171,8 +181,9 @@ def missing_copies(params, ids):
         conn.close()
 
 
-def remove(root, rel, cutoff=None):
-    """Remove one temp file (its age re-checked) or orphaned page directory; False when it no longer qualifies."""
+def remove(root, rel, cutoff=None, backup=None):
+    """Remove one temp file (its age re-checked) or orphaned page directory, or move it under ``backup``
+    (keeping its relative path); False when it no longer qualifies."""
     try:
         _rel, real = resolve(root, rel)
     except OutsideMediaRoot:
@@ -180,12 +191,28 @@ def remove(root, rel, cutoff=None):
     if cutoff is not None:
         if not os.path.isfile(real) or os.path.getmtime(real) >= cutoff:
             return False
-        os.remove(real)
-        return True
-    if not os.path.isdir(real):
+    elif not os.path.isdir(real):
         return False
-    shutil.rmtree(real)
+    if backup:
+        target = os.path.join(backup, rel)
+        if not os.path.isdir(os.path.dirname(target)):
+            os.makedirs(os.path.dirname(target))
+        shutil.move(real, target)
+    elif cutoff is not None:
+        os.remove(real)
+    else:
+        shutil.rmtree(real)
     return True
+
+
+def backup_target(params, root):
+    """<backup_dir>/<UTC time>/ for this run, refused inside the media root (it would be scanned again)."""
+    if not params['backup_dir']:
+        return None
+    base = os.path.realpath(params['backup_dir'])
+    if base == root or base.startswith(root + os.sep):
+        raise KorrigoError("backup_dir must lie outside the media root %s" % root)
+    return os.path.join(base, time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))
 
 
 def storage(module):
@@ -200,8 +227,9 @@ def storage(module):
         check_max_changes(len(planned), params['max_changes'])
     removed = []
     cutoff = time.time() - params['max_age_hours'] * 3600
+    backup = backup_target(params, root)
     for rel in planned:
-        if module.check_mode or remove(root, rel, cutoff if rel.startswith('temp_uploads/') else None):
+        if module.check_mode or remove(root, rel, cutoff if rel.startswith('temp_uploads/') else None, backup):
             removed.append(rel)
     limit = params['list_limit']
     result = {
@@ -213,6 +241,7 @@ def storage(module):
                          'max_age_hours': params['max_age_hours']},
         'orphaned_page_dirs': orphans[:limit],
         'media_root': root,
+        'backed_up_to': backup if removed else None,
         'check_mode': module.check_mode,
     }
     if module._diff:
@@ -229,6 +258,7 @@ def main():
         remove_orphaned_pages=dict(type='bool', default=False),
         max_changes=dict(type='int', default=100),
         list_limit=dict(type='int', default=200),
+        backup_dir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: storage(module))

@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Documented in finalize_pending.yml, with_verdicts.yml and describe_pdf_problem.yml next to this file.
+# Documented in finalize_pending.yml, with_page_verdicts.yml and describe_pages_problem.yml next to this file.
 
 from ansible.errors import AnsibleFilterError
 
@@ -25,31 +25,63 @@ def finalize_pending(watched, baseline):
             or copy['grading_retries'] <= retries_before.get(copy['copy_id'], -1)]
 
 
-def with_verdicts(copies, files):
-    """Each copy with the pdf_check verdict of its source PDF (files come back in the order of the paths)."""
-    if not isinstance(copies, list) or not isinstance(files, list) or len(copies) != len(files):
-        raise AnsibleFilterError("with_verdicts expects the copies and pdf_check's files for their pdf_source, in order")
-    return [dict(copy, pdf_verdict=checked['verdict'], pdf_detail=checked.get('detail'))
-            for copy, checked in zip(copies, files)]
-
-
-ADVICE = {
-    'missing': 'source PDF missing - restore it from backup or ask for a re-upload',
-    'refused': 'source PDF path lies outside the media root - check exams_copy.pdf_source',
+# Worst first: a page outside the media root, a page that does not open, a page gone from disk.
+PAGE_PROBLEMS = (
+    ('refused', ('refused',)),
+    ('unreadable_pages', ('corrupted', 'empty', 'too_large', 'timeout', 'encrypted', 'too_many_pages')),
+    ('missing_pages', ('missing',)),
+)
+PAGE_ADVICE = {
+    'no_pages': 'no page image in its booklets (finalize fails with "No pages found to flatten") - re-import the scan',
+    'missing_pages': 'page images missing from the media root - restore them from backup or re-import the scan'
+                     ' (a re-finalize would leave them out of the final PDF)',
+    'unreadable_pages': 'page images that do not open - restore them from backup or re-import the scan',
+    'refused': 'page image paths lie outside the media root - check exams_booklet.pages_images',
 }
 
 
-def describe_pdf_problem(copy):
-    """One report line for a copy whose source PDF cannot be finalized."""
-    verdict = copy.get('pdf_verdict', 'unknown')
-    advice = ADVICE.get(verdict, 'source PDF is %s - ask for a re-upload' % verdict)
-    return '%s: %s' % (copy.get('anonymous_id') or copy.get('copy_id'), advice)
+def pages_verdict(copy, checked):
+    """The verdict on one copy's page images (``checked``: pdf_check kind=image results for them, in order)."""
+    if not copy.get('pages_images'):
+        return 'no_pages', []
+    problems = [dict(path=c.get('path'), verdict=c['verdict'], detail=c.get('detail') or '')
+                for c in checked if c['verdict'] != 'ok']
+    for verdict, kinds in PAGE_PROBLEMS:
+        if any(p['verdict'] in kinds for p in problems):
+            return verdict, problems
+    return 'ok', problems
+
+
+def with_page_verdicts(copies, files):
+    """Each copy with the verdict on its booklets' page images. ``files`` are pdf_check's (kind=image) results for
+    every copy's ``pages_images``, concatenated in the copies' order."""
+    if not isinstance(copies, list) or not isinstance(files, list):
+        raise AnsibleFilterError("with_page_verdicts expects the copies and pdf_check's files for their pages_images")
+    expected = sum(len(copy.get('pages_images') or []) for copy in copies)
+    if expected != len(files):
+        raise AnsibleFilterError("with_page_verdicts: %d page images listed but %d verdicts given" % (expected, len(files)))
+    out, offset = [], 0
+    for copy in copies:
+        count = len(copy.get('pages_images') or [])
+        verdict, problems = pages_verdict(copy, files[offset:offset + count])
+        offset += count
+        out.append(dict(copy, pages_verdict=verdict, pages_problems=problems))
+    return out
+
+
+def describe_pages_problem(copy):
+    """One report line for a copy whose page images keep it from being finalized: which copy, which files."""
+    verdict = copy.get('pages_verdict', 'unknown')
+    advice = PAGE_ADVICE.get(verdict, 'page images are %s - check them' % verdict)
+    paths = [p['path'] for p in copy.get('pages_problems') or [] if p.get('path')]
+    shown = ', '.join(paths[:5]) + (' and %d more' % (len(paths) - 5) if len(paths) > 5 else '')
+    return '%s: %s%s' % (copy.get('anonymous_id') or copy.get('copy_id'), advice, ' (%s)' % shown if shown else '')
 
 
 class FilterModule(object):
     def filters(self):
         return {
             'finalize_pending': finalize_pending,
-            'with_verdicts': with_verdicts,
-            'describe_pdf_problem': describe_pdf_problem,
+            'with_page_verdicts': with_page_verdicts,
+            'describe_pages_problem': describe_pages_problem,
         }

@@ -33,7 +33,7 @@ BAD_VERDICTS = tuple(v for v in VERDICTS if v != 'ok')
 ZOOM = 2.0  # Korrigo's PDFProcessor: Matrix(2.0, 2.0)
 
 # Runs in the child, which limits itself first (no preexec_fn: the parent has threads).
-# argv: mode (check|rasterize), pdf path, max pages, memory MB, CPU seconds[, output dir, copy id].
+# argv: mode (check|image|rasterize), pdf path, max pages, memory MB, CPU seconds[, output dir, copy id].
 CHILD = r'''
 import json, os, resource, sys
 mode, path, max_pages, memory_mb, cpu = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -65,6 +65,22 @@ except Exception as err:
     if memory(err):
         out(verdict='too_large', detail='opening needs more memory than allowed: %s' % err)
     out(verdict='corrupted', detail='%s: %s' % (type(err).__name__, err))
+if mode == 'image':
+    # What Korrigo's PDFFlattener does with a page image: open it, read its first frame, convert it to PDF.
+    if doc.is_pdf:
+        out(verdict='corrupted', detail='a PDF, not a page image', pages=None)
+    try:
+        if doc.page_count < 1:
+            out(verdict='corrupted', detail='the image has no frame', pages=0)
+        rect = doc[0].rect
+        if rect.width <= 0 or rect.height <= 0:
+            out(verdict='corrupted', detail='the image has no size', pages=1)
+        doc.convert_to_pdf()
+    except Exception as err:
+        if memory(err):
+            out(verdict='too_large', detail='converting needs more memory than allowed: %s' % err, pages=1)
+        out(verdict='corrupted', detail='%s: %s' % (type(err).__name__, err), pages=1)
+    out(verdict='ok', detail='', pages=1)
 if doc.needs_pass:
     out(verdict='encrypted', detail='the PDF needs a password', pages=None)
 repaired = bool(getattr(doc, 'is_repaired', False) or getattr(doc, 'isRepaired', False))
@@ -168,21 +184,29 @@ def precheck(root, path, limits):
     return None, entry
 
 
-def check_one(root, path, limits, python=None):
+FILE_KINDS = ('pdf', 'image')
+
+
+def check_one(root, path, limits, python=None, kind='pdf'):
+    """The verdict of one file under ``root``: a PDF (opens, not encrypted, pages within limits, first page
+    renders) or, with ``kind='image'``, a page image (opens as an image and converts to a PDF page, as
+    Korrigo's PDFFlattener does with the booklets' pages_images)."""
+    if kind not in FILE_KINDS:
+        raise KorrigoError("kind must be one of %s (got %r)" % (', '.join(FILE_KINDS), kind))
     decided, entry = precheck(root, path, limits)
     if decided is not None:
         return decided
-    result = run_child('check', entry['realpath'], limits, python=python)
+    result = run_child('check' if kind == 'pdf' else 'image', entry['realpath'], limits, python=python)
     entry.update(verdict=result['verdict'], detail=result.get('detail', ''), pages=result.get('pages'))
     return entry
 
 
-def check_files(root, paths, limits, parallel=4, python=None):
+def check_files(root, paths, limits, parallel=4, python=None, kind='pdf'):
     """Verdicts of ``paths`` (relative to ``root`` or absolute), in input order, ``parallel`` at a time."""
     if not paths:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(paths)))) as pool:
-        return list(pool.map(lambda p: check_one(root, p, limits, python), paths))
+        return list(pool.map(lambda p: check_one(root, p, limits, python, kind), paths))
 
 
 def rasterize(real_path, out_dir, copy_id, limits, python=None):

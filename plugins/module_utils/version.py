@@ -24,6 +24,7 @@ RULES = {
         'finalize_accepts': ['READY', 'GRADING_FAILED'],
         'add_annotation_requires': ['READY'],
         'reconcile_lock_state': False,
+        'individual_upload': True,
     },
     '8f16b75': {
         'name': '8f16b75',
@@ -32,6 +33,7 @@ RULES = {
         'finalize_accepts': ['LOCKED', 'GRADING_FAILED'],
         'add_annotation_requires': ['LOCKED', 'READY'],
         'reconcile_lock_state': True,
+        'individual_upload': False,
     },
 }
 

@@ -42,6 +42,16 @@ options:
     type: str
     default: clamp
     choices: [ clamp, delete ]
+  statuses:
+    description:
+      - Only fix the annotations of copies in these statuses (all but C(GRADED) when empty). Prevention before a
+        finalization uses V([READY, LOCKED, GRADING_FAILED]) with O(all_copies=true) - the copies whose next
+        finalize would fail on an out-of-bounds box.
+    type: list
+    elements: str
+    default: []
+    choices: [ STAGING, READY, LOCKED, GRADING_IN_PROGRESS, GRADING_FAILED, GRADED ]
+    version_added: 0.3.0
   include_graded:
     description:
       - Also fix annotations of GRADED copies.
@@ -113,6 +123,7 @@ from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     Remediation, check_positive_max_changes, check_statement_guards, remediation_result,
     remediation_statement, require_selector, run_module, validate_uuids,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES
 
 # The same bounds test as korrigo_facts; NaN sorts above every number in PostgreSQL.
 FIX_TEMPLATE = """
@@ -122,6 +133,7 @@ WITH {unknown_copies}, selected AS MATERIALIZED (
       FROM grading_annotation a JOIN exams_copy c ON c.id = a.copy_id
      WHERE (%(all_copies)s OR a.copy_id = ANY(%(copy_ids)s::uuid[]))
        AND (%(include_graded)s OR c.status <> 'GRADED')
+       AND (cardinality(%(statuses)s::text[]) = 0 OR c.status = ANY(%(statuses)s::text[]))
        AND (a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
             OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h))
      ORDER BY a.id
@@ -192,6 +204,8 @@ def validate(params):
                      'list copy_ids or set all_copies=true')
     if params['all_copies'] and copy_ids:
         raise KorrigoError("all_copies=true and copy_ids are exclusive: choose one selector")
+    if 'GRADED' in params['statuses'] and not params['include_graded']:
+        raise KorrigoError("statuses lists GRADED: set include_graded=true to touch finalized copies")
     check_positive_max_changes(params['max_changes'])
     return copy_ids
 
@@ -204,6 +218,7 @@ def fix_annotations(module):
         'copy_ids': copy_ids,
         'all_copies': params['all_copies'],
         'include_graded': params['include_graded'],
+        'statuses': params['statuses'],
         'delete': delete,
         'mode': params['mode'],
         'kind': 'delete_annotation' if delete else 'clamp_annotation',
@@ -227,6 +242,7 @@ def main():
         all_copies=dict(type='bool', default=False),
         mode=dict(type='str', default='clamp', choices=['clamp', 'delete']),
         include_graded=dict(type='bool', default=False),
+        statuses=dict(type='list', elements='str', default=[], choices=list(COPY_STATUSES)),
         actions_limit=dict(type='int', default=1000),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -109,18 +109,20 @@ from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     KorrigoError, connect, dict_cursor, jsonable, korrigo_common_argument_spec, psycopg2,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module, validate_uuids
+from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATH_SQL, arrival_time_sql
 from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES, detect_version
 
 SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version')
 
 COPIES_SQL = "SELECT status, count(*) AS n FROM exams_copy GROUP BY status"
 
-# Only a STAGING copy with no booklet or empty pages_images is stuck; with pages it awaits validation.
+# Only a STAGING copy with no booklet or empty pages_images is stuck; with pages it awaits validation. An
+# individual upload (HEAD) never gets pages by itself: its age is its exams_exampdf upload time.
 STUCK_IMPORTS_SQL = """
 WITH staging AS (
     SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.exam_id,
-           (SELECT min(e."timestamp") FROM grading_gradingevent e
-             WHERE e.copy_id = c.id AND e.action = 'IMPORT') AS imported_at,
+           {arrival} AS imported_at,
+           {creation_path} AS creation_path,
            (SELECT count(*) FROM exams_copy_booklets cb WHERE cb.copy_id = c.id) AS booklets,
            (SELECT coalesce(sum(CASE jsonb_typeof(b.pages_images)
                                 WHEN 'array' THEN jsonb_array_length(b.pages_images) ELSE 0 END), 0)
@@ -140,16 +142,26 @@ SELECT (SELECT count(*) FROM staging) AS staging_total,
        (SELECT count(*) FROM staging WHERE pages = 0) AS without_pages,
        (SELECT count(*) FROM stuck) AS stuck_total,
        (SELECT count(*) FROM stuck WHERE age_unknown) AS stuck_unknown_age,
+       (SELECT coalesce(jsonb_object_agg(creation_path, n), '{{}}')
+          FROM (SELECT creation_path, count(*) AS n FROM stuck GROUP BY creation_path) p) AS stuck_by_creation_path,
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.imported_at NULLS FIRST, x.anonymous_id), '[]')
           FROM (SELECT * FROM stuck ORDER BY imported_at NULLS FIRST, anonymous_id LIMIT %(limit)s) x) AS stuck
 """
 
 # A failure event carries metadata.success=false; any other FINALIZE event records a success. The cause is
-# decided from the database alone; whether the source PDF is really on disk is the role's check.
+# decided from the database alone. Finalize flattens the booklets' page images (never pdf_source): each copy
+# lists them in start_page order, and whether they are on disk and open is the role's check (pdf_check).
 FINALIZATIONS_SQL = """
 WITH failing AS (
     SELECT c.id AS copy_id, c.anonymous_id, c.status, c.grading_retries, c.grading_error_message,
-           c.pdf_source, f.failure_events, f.success_events, f.last_failure_at, f.max_failures_same_actor,
+           c.pdf_source, {creation_path} AS creation_path,
+           (SELECT coalesce(jsonb_agg(p.image ORDER BY b.start_page, p.n), '[]')
+              FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
+             CROSS JOIN LATERAL jsonb_array_elements_text(CASE jsonb_typeof(b.pages_images)
+                                                           WHEN 'array' THEN b.pages_images ELSE '[]' END)
+                        WITH ORDINALITY AS p(image, n)
+             WHERE cb.copy_id = c.id) AS pages_images,
+           f.failure_events, f.success_events, f.last_failure_at, f.max_failures_same_actor,
            (SELECT max(e."timestamp") FROM grading_gradingevent e WHERE e.copy_id = c.id) AS last_activity_at,
            (SELECT count(*) FROM grading_annotation a
              WHERE a.copy_id = c.id
@@ -178,8 +190,8 @@ WITH failing AS (
                           OR x.last_activity_at < now() - make_interval(mins => %(stale_after)s)) THEN 'worker_died'
                 WHEN x.status = 'GRADING_IN_PROGRESS' THEN 'in_progress'
                 WHEN x.out_of_bounds_annotations > 0 THEN 'out_of_bounds_annotations'
-                WHEN x.pdf_source IS NULL OR x.pdf_source = ''
-                     OR x.grading_error_message LIKE 'pdf_source not found%%' THEN 'missing_pdf'
+                WHEN jsonb_array_length(x.pages_images) = 0
+                     OR x.grading_error_message LIKE 'No pages found%%' THEN 'no_pages'
                 WHEN x.max_failures_same_actor >= 2 THEN 'repeated_failures_same_actor'
                 WHEN x.grading_error_message ILIKE '%%timeout%%' THEN 'timeout'
                 ELSE 'unknown' END AS cause
@@ -189,7 +201,7 @@ SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_
        (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED' AND grading_retries >= 3) AS retries_exhausted,
        (SELECT count(*) FROM decided WHERE status = 'GRADING_IN_PROGRESS') AS in_progress_total,
        (SELECT count(*) FROM decided WHERE stale) AS in_progress_stale,
-       (SELECT coalesce(jsonb_object_agg(cause, n), '{}')
+       (SELECT coalesce(jsonb_object_agg(cause, n), '{{}}')
           FROM (SELECT cause, count(*) AS n FROM decided GROUP BY cause) by_cause) AS by_cause,
        (SELECT count(*) FROM exams_copy c
          WHERE (SELECT count(*) FROM grading_gradingevent e
@@ -198,6 +210,11 @@ SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
           FROM (SELECT * FROM decided ORDER BY anonymous_id LIMIT %(limit)s) x) AS copies
 """
+
+
+def statement(template, rules):
+    """A facts statement with the creation-path rule and the version's arrival time filled in (constants)."""
+    return template.format(creation_path=CREATION_PATH_SQL, arrival=arrival_time_sql(rules))
 
 LOCKS_SQL = """
 WITH locks AS (
@@ -261,8 +278,8 @@ SELECT %(username)s::text AS username, (SELECT id FROM auth_user WHERE username 
 """
 
 
-def fetch(cursor, statement, params=None):
-    cursor.execute(statement, params or {})
+def fetch(cursor, query, params=None):
+    cursor.execute(query, params or {})
     return cursor.fetchone()
 
 
@@ -273,7 +290,8 @@ def gather(cursor, subsets, params):
         'stale_after': params['stale_after_minutes'],
         'limit': params['list_limit'],
     }
-    facts = {'version': detect_version(cursor)}
+    rules = detect_version(cursor)
+    facts = {'version': rules}
     if 'copies' in subsets:
         cursor.execute(COPIES_SQL)
         by_status = dict((status, 0) for status in COPY_STATUSES)
@@ -282,9 +300,9 @@ def gather(cursor, subsets, params):
         facts['copies_by_status'] = by_status
         facts['copies_total'] = sum(by_status.values())
     if 'stuck_imports' in subsets:
-        facts['stuck_imports'] = fetch(cursor, STUCK_IMPORTS_SQL, query_params)
+        facts['stuck_imports'] = fetch(cursor, statement(STUCK_IMPORTS_SQL, rules), query_params)
     if 'finalizations' in subsets:
-        facts['finalizations'] = fetch(cursor, FINALIZATIONS_SQL, query_params)
+        facts['finalizations'] = fetch(cursor, statement(FINALIZATIONS_SQL, rules), query_params)
     if 'locks' in subsets:
         facts['locks'] = fetch(cursor, LOCKS_SQL, query_params)
     if 'annotations' in subsets:

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: pdf_check
-short_description: Give a verdict on Korrigo PDFs under the media root before anything imports them
+short_description: Give a verdict on Korrigo PDFs and page images under the media root before anything uses them
 version_added: 0.1.0
 description:
   - For each path (relative to the media root, as C(exams_copy.pdf_source) stores it, or absolute) returns one
@@ -19,6 +19,10 @@ description:
   - A file is C(ok) when it exists, is not empty, is within O(max_size_mb), opens in PyMuPDF without MuPDF
     having to repair it, needs no password, has between 1 and O(max_pages) pages and its first page renders at
     Korrigo's import resolution (C(Matrix(2.0, 2.0))).
+  - With O(kind=image) the files are page images (the booklets' C(pages_images), which Korrigo's finalize
+    flattens into the final PDF; it never reads C(pdf_source)). An image is C(ok) when it exists, is not empty, is
+    within O(max_size_mb), opens as an image (not a PDF) and converts to a PDF page as Korrigo's C(PDFFlattener)
+    does; otherwise C(missing), C(empty), C(corrupted), C(too_large), C(timeout) or C(refused).
   - Each file is opened in its own child process limited in time (O(timeout), wall clock and CPU) and memory
     (O(memory_limit_mb)), so a PDF that makes MuPDF hang or eat memory is killed and gets C(timeout) or
     C(too_large); O(parallel) files are checked at once.
@@ -32,6 +36,13 @@ options:
     type: list
     elements: str
     required: true
+  kind:
+    description:
+      - What the files are - V(pdf) (uploaded or imported PDFs) or V(image) (page images of booklets).
+    type: str
+    default: pdf
+    choices: [ pdf, image ]
+    version_added: 0.3.0
 extends_documentation_fragment:
   - korrigo.ops.korrigo.media
   - korrigo.ops.korrigo.pdf_limits
@@ -49,6 +60,13 @@ EXAMPLES = r'''
     compose_project: korrigo
     paths: "{{ ansible_facts.korrigo.stuck_imports.stuck | map(attribute='pdf_source') | list }}"
   register: verdicts
+
+- name: Check the page images a failed copy's finalize will flatten
+  korrigo.ops.pdf_check:
+    media_root: /srv/korrigo/media
+    kind: image
+    paths: "{{ failed_copy.pages_images }}"
+  register: page_verdicts
 
 - name: Copies whose PDF must be uploaded again
   ansible.builtin.debug:
@@ -89,7 +107,7 @@ from ansible_collections.korrigo.ops.plugins.module_utils.media import (
     korrigo_media_argument_spec, media_root_from_params,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.pdf import (
-    check_files, limits_from_params, pdf_limits_argument_spec, summarize,
+    FILE_KINDS, check_files, limits_from_params, pdf_limits_argument_spec, summarize,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
 
@@ -98,7 +116,7 @@ def check(module):
     params = module.params
     limits = limits_from_params(params)
     root = media_root_from_params(params)
-    files = check_files(root, params['paths'], limits, params['parallel'])
+    files = check_files(root, params['paths'], limits, params['parallel'], kind=params['kind'])
     summary = summarize(files)
     return {'changed': False, 'files': files, 'summary': summary, 'media_root': root,
             'all_ok': summary['ok'] == len(files)}
@@ -107,7 +125,8 @@ def check(module):
 def main():
     argument_spec = korrigo_media_argument_spec()
     argument_spec.update(pdf_limits_argument_spec())
-    argument_spec.update(paths=dict(type='list', elements='str', required=True))
+    argument_spec.update(paths=dict(type='list', elements='str', required=True),
+                         kind=dict(type='str', default='pdf', choices=list(FILE_KINDS)))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: check(module))
 

@@ -18,7 +18,10 @@ MODULES = os.path.join(ROOT, 'plugins', 'modules')
 COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
 DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo')
 DB = dict(login_host='127.0.0.1', login_port=55432, login_user='korrigo', login_password='stack-secret')
-VERSIONS = {'head': 'korrigo', '8f16b75': 'korrigo_8f16b75'}
+# KORRIGO_TEST_DB_SUFFIX gives a developer's run databases of its own (the stack's worker and backend only
+# use `korrigo`, so tests that need them only pass without it).
+DB_SUFFIX = os.environ.get('KORRIGO_TEST_DB_SUFFIX', '')
+VERSIONS = {'head': 'korrigo' + DB_SUFFIX, '8f16b75': 'korrigo_8f16b75' + DB_SUFFIX}
 # Every table a remediation may touch: compared byte for byte around dry runs and refused runs.
 WATCHED_TABLES = ('auth_user', 'exams_exam', 'exams_booklet', 'exams_copy', 'exams_copy_booklets',
                   'grading_annotation', 'grading_gradingevent', 'grading_copylock', 'grading_draftstate',
@@ -53,6 +56,8 @@ def dsn_for(database):
 @pytest.fixture(scope='session')
 def databases(stack):
     """Both schema variants: the stack's own database is HEAD, a second one is 8f16b75."""
+    if DB_SUFFIX:
+        migrate.create_database(DSN, VERSIONS['head'], 'head')
     migrate.create_database(DSN, VERSIONS['8f16b75'], '8f16b75')
     return dict((version, dsn_for(name)) for version, name in VERSIONS.items())
 

@@ -24,7 +24,7 @@ def test_clamp_keeps_every_annotation_with_its_content_and_score(korrigo):
     seeded = korrigo.seed('finalization')
     copies = seeded['out_of_bounds_copy_ids']
     before = annotations(korrigo, copies)
-    assert out_of_bounds(korrigo) == 3
+    assert out_of_bounds(korrigo) == 4  # three on the failed copies, one on the READY ready_oob control
 
     result = korrigo.run('annotation_bounds', diff=True, copy_ids=copies)
 
@@ -33,7 +33,7 @@ def test_clamp_keeps_every_annotation_with_its_content_and_score(korrigo):
     after = annotations(korrigo, copies)
     assert [(a['id'], a['content'], a['type'], a['score_delta'], a['page_index']) for a in after] == \
         [(b['id'], b['content'], b['type'], b['score_delta'], b['page_index']) for b in before]
-    assert out_of_bounds(korrigo) == 0
+    assert out_of_bounds(korrigo) == 1
     clamped = dict((a['annotation_id'], a) for a in result['actions'])
     for row in after:
         if row['id'] in clamped:
@@ -78,13 +78,17 @@ def test_check_mode_and_bad_input_change_nothing(korrigo):
     seeded = korrigo.seed('finalization')
     checksums = korrigo.checksums()
     dry = korrigo.run('annotation_bounds', check_mode=True, all_copies=True)
-    assert dry['changed'] is True and dry['count'] == 3
+    assert dry['changed'] is True and dry['count'] == 4
+    prevention = korrigo.run('annotation_bounds', check_mode=True, all_copies=True, statuses=['READY'])
+    assert prevention['count'] == 1 and prevention['actions'][0]['copy_id'] == seeded['ready_oob_copy_ids'][0]
     for args, message in [
         (dict(), 'empty selector'),
         (dict(copy_ids=['nope']), 'malformed copy id'),
         (dict(copy_ids=[str(uuid.uuid4())]), 'unknown copy ids'),
         (dict(all_copies=True, max_changes=2), 'more than max_changes=2'),
         (dict(all_copies=True, copy_ids=seeded['border_copy_ids']), 'exclusive'),
+        (dict(all_copies=True, statuses=['GRADED']), 'include_graded'),
+        (dict(all_copies=True, statuses=['DONE']), 'statuses'),
     ]:
         result = korrigo.run('annotation_bounds', **args)
         assert result.get('failed') is True and message in result['msg'], (args, result)
@@ -202,3 +206,33 @@ def test_a_finalize_timeout_fails_like_korrigo_and_is_named(korrigo_head, monkey
     facts = korrigo_head.run('korrigo_facts', gather_subset=['finalizations'])['ansible_facts']['korrigo']
     causes = dict((c['copy_id'], c['cause']) for c in facts['finalizations']['copies'])
     assert causes[copy_id] == 'timeout'
+
+
+def test_failed_copies_list_their_page_images_and_an_empty_pdf_source_is_no_cause(korrigo):
+    seeded = korrigo.seed('finalization')
+    facts = korrigo.run('korrigo_facts', gather_subset=['finalizations'])['ansible_facts']['korrigo']['finalizations']
+    copies = dict((c['copy_id'], c) for c in facts['copies'])
+    assert 'missing_pdf' not in facts['by_cause']
+    batch = [c for c in copies.values() if c['creation_path'] == 'batch']
+    assert len(batch) >= len(copies) - 1 and all(c['pdf_source'] == '' for c in batch)
+    for copy_id, copy in copies.items():
+        assert copy['pages_images'] == seeded['page_images'][copy_id]
+    # The page images judged as Korrigo's flattener opens them: gone, unreadable, or fine.
+    paths = [p for c in facts['copies'] for p in c['pages_images']]
+    verdicts = run_module('pdf_check', media_root=seeded['media_root'], kind='image', paths=paths)['files']
+    by_path = dict((v['path'], v['verdict']) for v in verdicts)
+    missing = seeded['page_images'][seeded['missing_pages_copy_ids'][0]]
+    unreadable = seeded['page_images'][seeded['unreadable_pages_copy_ids'][0]]
+    assert [by_path[p] for p in missing] == ['missing', 'missing']
+    assert [by_path[p] for p in unreadable] == ['corrupted', 'ok']
+    fine = [p for p in paths if p not in missing + unreadable]
+    assert fine and all(by_path[p] == 'ok' for p in fine)
+
+
+def test_a_copy_without_page_images_is_named_no_pages(korrigo):
+    seeded = korrigo.seed('finalization')
+    copy_id = seeded['unknown_copy_ids'][0]
+    korrigo.query("UPDATE exams_booklet b SET pages_images = '[]'::jsonb FROM exams_copy_booklets cb"
+                  " WHERE cb.booklet_id = b.id AND cb.copy_id = %s RETURNING b.id", (copy_id,))
+    facts = korrigo.run('korrigo_facts', gather_subset=['finalizations'])['ansible_facts']['korrigo']['finalizations']
+    assert dict((c['copy_id'], c['cause']) for c in facts['copies'])[copy_id] == 'no_pages'

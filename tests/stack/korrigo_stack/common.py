@@ -442,3 +442,32 @@ def pymupdf():
     except ImportError:
         import fitz as module
     return module
+
+
+def page_png(label, width=298, height=421):
+    """Bytes of one scanned page as PDFSplitter / import_pdf leave it (a PNG; small, to keep seeding quick)."""
+    fitz = pymupdf()
+    doc = fitz.open()
+    page = doc.new_page(width=width, height=height)
+    page.insert_text(fitz.Point(24, 40), label, fontsize=10)
+    page.draw_rect(fitz.Rect(20, 60, width - 20, height - 20), color=(0, 0, 0), width=1)
+    data = page.get_pixmap(dpi=72).tobytes("png")
+    doc.close()
+    return data
+
+
+def write_page_images(cur, media, copy_ids):
+    """Write every page image the booklets of ``copy_ids`` name (pages_images, relative to ``media``); returns
+    {copy id: [relative paths]}."""
+    cur.execute("SELECT cb.copy_id::text, b.pages_images FROM exams_copy_booklets cb"
+                " JOIN exams_booklet b ON b.id = cb.booklet_id WHERE cb.copy_id = ANY(%s::uuid[])"
+                " ORDER BY cb.copy_id, b.start_page", (list(copy_ids),))
+    written = {}
+    for copy_id, pages in cur.fetchall():
+        for rel in pages or []:
+            path = os.path.join(media, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as out:
+                out.write(page_png("%s - %s" % (copy_id[:8], os.path.basename(rel))))
+            written.setdefault(copy_id, []).append(rel)
+    return written

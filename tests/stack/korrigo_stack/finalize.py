@@ -4,15 +4,17 @@ One transaction with ``SELECT ... FOR UPDATE`` on the copy:
 
 * a GRADED copy is rejected ("Copy already finalized"), and so is any status the version's finalize does
   not accept (HEAD: READY, GRADING_FAILED; 8f16b75: LOCKED, GRADING_FAILED, with a valid lock);
-* status GRADING_IN_PROGRESS, ``grading_retries`` + 1, annotations flattened onto the source PDF's pages
-  into ``copies/final/copy_<id>_corrected.pdf`` (skipped when ``final_pdf`` is already set);
+* status GRADING_IN_PROGRESS, ``grading_retries`` + 1, annotations drawn onto the booklets' page images (in
+  ``start_page`` order; ``pdf_source`` is never read) into ``copies/final/copy_<id>_corrected.pdf`` (skipped when
+  ``final_pdf`` is already set);
 * success: GRADED, ``graded_at``, error cleared, FINALIZE event through get_or_create(copy, FINALIZE,
   actor), which raises MultipleObjectsReturned when that actor already has two or more FINALIZE events;
 * failure: GRADING_FAILED, ``grading_error_message`` (500 characters), a new FINALIZE event
   ``{"detail", "retries", "success": false}``, an ERROR log and, from the third attempt, a CRITICAL one.
 
-Failures reproduced: an annotation box leaving its page (PyMuPDF cannot place it), a missing source PDF,
-a flattening slower than KORRIGO_FINALIZE_TIMEOUT seconds.
+Failures reproduced: an annotation box leaving its page (PyMuPDF cannot place it), no page image at all ("No
+pages found to flatten"), a page image MuPDF cannot open, a flattening slower than KORRIGO_FINALIZE_TIMEOUT
+seconds. A page image missing from disk is skipped with ``Image not found: <path>`` (the final PDF lacks it).
 """
 
 import json
@@ -53,32 +55,59 @@ def _box_fits(ann):
     return x >= 0 and y >= 0 and w >= 0 and h >= 0 and x + w <= 1 and y + h <= 1
 
 
-def flatten(copy, annotations, media_root, deadline):
-    """Draw every annotation on its page and write the corrected PDF; returns its relative path."""
+def page_images(cur, copy_id):
+    """The booklets' pages_images in start_page order, as PDFFlattener.flatten_copy collects them."""
+    cur.execute("SELECT b.pages_images FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id"
+                " WHERE cb.copy_id = %s ORDER BY b.start_page", (copy_id,))
+    images = []
+    for (pages,) in cur.fetchall():
+        if isinstance(pages, list):
+            images.extend(pages)
+    return images
+
+
+def flatten(copy, images, annotations, media_root, deadline):
+    """Korrigo's PDFFlattener.flatten_copy: one PDF page per page image (relative to MEDIA_ROOT unless absolute;
+    a missing image is skipped with an ERROR log), every annotation drawn on its page; never reads pdf_source.
+    Returns the corrected PDF's relative path."""
     fitz = common.pymupdf()
 
-    source = copy["pdf_source"]
-    path = os.path.join(media_root, source) if source else None
-    if not path or not os.path.isfile(path):
-        raise FileNotFoundError("pdf_source not found: %s" % (source or "<empty>"))
-    doc = fitz.open(path)
+    if not images:
+        logger.warning("Copy %s has no pages to flatten.", copy["id"])
+        raise ValueError("No pages found to flatten")
+    doc = fitz.open()
     try:
-        for ann in annotations:
-            if time.monotonic() > deadline:
-                raise TimeoutError("timeout: flattening exceeded %ss" % finalize_timeout())
-            if ann["page_index"] >= doc.page_count or not _box_fits(ann):
-                raise RuntimeError("flatten_copy failed: fitz error: annotation %s box (%s, %s, %s, %s) on page %s "
-                                   "is outside the page" % (ann["id"], ann["x"], ann["y"], ann["w"], ann["h"],
-                                                            ann["page_index"]))
-            page = doc[ann["page_index"]]
-            width, height = page.rect.width, page.rect.height
-            rect = fitz.Rect(ann["x"] * width, ann["y"] * height,
-                             (ann["x"] + ann["w"]) * width, (ann["y"] + ann["h"]) * height)
-            page.draw_rect(rect, color=(0.85, 0, 0), width=1)
-            label = ann["content"]
-            if ann["score_delta"] is not None:
-                label = "%s (%+d)" % (label, ann["score_delta"])
-            page.insert_text(fitz.Point(rect.x0 + 2, rect.y0 + 10), label, fontsize=8, color=(0.85, 0, 0))
+        for page_index, image in enumerate(images):
+            full_path = image if image.startswith("/") else os.path.join(media_root, image)
+            if not os.path.exists(full_path):
+                logger.error("Image not found: %s", full_path)
+                continue
+            img = fitz.open(full_path)
+            rect = img[0].rect
+            img_pdf = fitz.open("pdf", img.convert_to_pdf())
+            img.close()
+            page = doc.new_page(width=rect.width, height=rect.height)
+            page.show_pdf_page(rect, img_pdf, 0)
+            for ann in annotations:
+                if ann["page_index"] != page_index:
+                    continue
+                if time.monotonic() > deadline:
+                    raise TimeoutError("timeout: flattening exceeded %ss" % finalize_timeout())
+                if not _box_fits(ann):
+                    raise RuntimeError("flatten_copy failed: fitz error: annotation %s box (%s, %s, %s, %s) on page %s "
+                                       "is outside the page" % (ann["id"], ann["x"], ann["y"], ann["w"], ann["h"],
+                                                                ann["page_index"]))
+                width, height = rect.width, rect.height
+                box = fitz.Rect(ann["x"] * width, ann["y"] * height,
+                                (ann["x"] + ann["w"]) * width, (ann["y"] + ann["h"]) * height)
+                page.draw_rect(box, color=(0.85, 0, 0), width=1)
+                label = ann["content"]
+                if ann["score_delta"] is not None:
+                    label = "%s (%+d)" % (label, ann["score_delta"])
+                page.insert_text(fitz.Point(box.x0 + 2, box.y0 + 10), label, fontsize=8, color=(0.85, 0, 0))
+        if time.monotonic() > deadline:
+            raise TimeoutError("timeout: flattening exceeded %ss" % finalize_timeout())
+        doc.new_page().insert_text(fitz.Point(72, 72), "Copie %s - synthese" % copy["id"], fontsize=12)
         relative = final_pdf_path(copy["id"])
         target = os.path.join(media_root, relative)
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -135,7 +164,7 @@ def finalize_copy(conn, copy_id, user_id, lock_token=None, version=None, media_r
         annotations = [dict(zip(columns, r)) for r in cur.fetchall()]
         try:
             final_pdf = copy["final_pdf"] or flatten(
-                copy, annotations, media_root, time.monotonic() + finalize_timeout())
+                copy, page_images(cur, copy_id), annotations, media_root, time.monotonic() + finalize_timeout())
             final_score = sum(a["score_delta"] or 0 for a in annotations)
             _get_or_create_finalize_event(cur, copy_id, user_id, {"final_score": final_score, "retries": retries})
             cur.execute("UPDATE exams_copy SET status = 'GRADED', graded_at = now(), grading_error_message = NULL, "

@@ -1,20 +1,25 @@
 """Seed scenario ``finalization``: copies whose finalization failed, one group per root cause, plus controls.
 
-Every copy has a real two-page source PDF under MEDIA_ROOT (except the missing-PDF group), two
-annotations with CREATE_ANN events, and for failed copies the trail Korrigo's finalize leaves: one
-FINALIZE event ``{"detail", "retries", "success": false}`` per failed attempt, ``grading_retries`` and
-``grading_error_message``.
+Copies come as in a real school: almost all from the exam's batch upload (empty ``pdf_source``, no IMPORT
+event, booklet pages ``booklets/<exam>/<booklet>/page_NNN.png``), the ``same_actor`` copy from ``import_pdf``
+and the ``merged`` control from a merge (two booklets). Korrigo's finalize flattens the booklets' page images,
+so every copy has its page PNGs under MEDIA_ROOT (except the groups whose pages are the problem), two
+annotations with CREATE_ANN events, and for failed copies the trail finalize leaves: one FINALIZE event
+``{"detail", "retries", "success": false}`` per failed attempt, ``grading_retries`` and ``grading_error_message``.
 
 Groups (returned as ``<group>_copy_ids``):
 
 * ``out_of_bounds``: an annotation box leaves the page (x + w > 1; the second copy also has a NaN height);
-* ``missing_pdf``: the source PDF is gone from disk;
+* ``missing_pages``: failed on a timeout, and its page images are gone from disk (a re-finalize would build a
+  PDF without them: needs a human);
+* ``unreadable_pages``: its first page image is not an image any more (MuPDF cannot open it);
 * ``same_actor``: the cause is gone but prof.martin failed twice, so a re-finalize as prof.martin hits
-  get_or_create's MultipleObjectsReturned;
+  get_or_create's MultipleObjectsReturned (an imported copy: pdf_source and IMPORT present);
 * ``worker_died``: stuck in GRADING_IN_PROGRESS for two hours;
 * ``unknown``: failed three times with an error nobody recognises (retries exhausted);
 * controls: ``graded`` (done), ``failed_once`` (one transient timeout), ``border`` (annotations exactly on
-  the page border, valid).
+  the page border, valid), ``merged`` (READY, two booklets, never finalized), ``ready_oob`` (READY, not yet
+  finalized, one annotation out of bounds: its first finalize would fail).
 """
 
 import json
@@ -23,18 +28,21 @@ import os
 from korrigo_stack import common
 from korrigo_stack.seed import _TEACHER_BY_I, scenario
 
-GROUPS = ("out_of_bounds", "missing_pdf", "same_actor", "worker_died", "unknown", "graded", "failed_once",
-          "border")
+GROUPS = ("out_of_bounds", "missing_pages", "unreadable_pages", "same_actor", "worker_died", "unknown", "graded",
+          "failed_once", "border", "merged", "ready_oob")
+ORIGIN = {"same_actor": "import", "merged": "merge"}
 OOB_DETAIL = "flatten_copy failed: fitz error: annotation box is outside the page"
 ERRORS = {
     "out_of_bounds": OOB_DETAIL,
-    "missing_pdf": "pdf_source not found: copies/source/copy_{id}.pdf",
+    "missing_pages": "timeout: flattening exceeded 90.0s",
+    "unreadable_pages": "Failed to open file 'booklets/{id}/page_001.png'.",
     "same_actor": "get() returned more than one GradingEvent -- it returned 2!",
     "unknown": "ConnectionResetError: [Errno 104] Connection reset by peer",
     "failed_once": "timeout: flattening exceeded 90.0s",
     "border": OOB_DETAIL,
 }
-FAILURES = {"out_of_bounds": 1, "missing_pdf": 1, "same_actor": 2, "unknown": 3, "failed_once": 1, "border": 1}
+FAILURES = {"out_of_bounds": 1, "missing_pages": 1, "unreadable_pages": 1, "same_actor": 2, "unknown": 3,
+            "failed_once": 1, "border": 1}
 
 
 def write_source_pdf(path, title, pages=2):
@@ -66,11 +74,13 @@ def build_finalization(ctx, count):
     )
     for group in GROUPS:
         ctx.load_ids(group, sizes[group])
-        exprs = dict(history)
+        exprs = dict(history, origin="'%s'" % ORIGIN.get(group, "batch"), pages="2")
         if group == "graded":
             exprs.update(status="'GRADED'", graded_at="now() - interval '20 hours'", retries="1", final_pdf="true")
         elif group == "worker_died":
             exprs.update(status="'GRADING_IN_PROGRESS'", retries="1")
+        elif group in ("merged", "ready_oob"):
+            exprs.update(status="'READY'", retries="0")
         else:
             exprs.update(status="'GRADING_FAILED'", retries=str(FAILURES[group]),
                          error_message="replace(%(error)s, '{id}', s.copy::text)")
@@ -92,7 +102,7 @@ def build_finalization(ctx, count):
                 " WHERE copy_id = ANY(%s::uuid[])", (ids["worker_died"],))
     # Boxes leaving the page; the border control sits exactly on it.
     cur.execute("UPDATE grading_annotation SET x = 0.85, w = 0.3 WHERE copy_id = ANY(%s::uuid[]) AND page_index = 0",
-                (ids["out_of_bounds"],))
+                (ids["out_of_bounds"] + ids["ready_oob"],))
     cur.execute("UPDATE grading_annotation SET h = 'NaN' WHERE copy_id = %s AND page_index = 1",
                 (ids["out_of_bounds"][1],))
     cur.execute("UPDATE grading_annotation SET x = 0.75, w = 0.25, y = CASE page_index WHEN 0 THEN 0 ELSE 0.5 END,"
@@ -102,14 +112,18 @@ def build_finalization(ctx, count):
     for group in GROUPS:
         for copy_id in ids[group]:
             source = os.path.join(media, "copies", "source", "copy_%s.pdf" % copy_id)
-            if group == "missing_pdf":
-                if os.path.exists(source):
-                    os.remove(source)
-                continue
-            write_source_pdf(source, "Copie %s (%s)" % (copy_id[:8], group))
+            if ORIGIN.get(group) == "import":
+                write_source_pdf(source, "Copie %s (%s)" % (copy_id[:8], group))
             if group == "graded":
                 write_source_pdf(os.path.join(media, "copies", "final", "copy_%s_corrected.pdf" % copy_id),
                                  "Copie corrigee %s" % copy_id[:8])
+    pages = common.write_page_images(cur, media, [c for group in GROUPS for c in ids[group]])
+    for copy_id in ids["missing_pages"]:
+        for rel in pages.get(copy_id, []):
+            os.remove(os.path.join(media, rel))
+    for copy_id in ids["unreadable_pages"]:
+        with open(os.path.join(media, pages[copy_id][0]), "wb") as out:
+            out.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     result = dict(("%s_copy_ids" % group, ids[group]) for group in GROUPS)
-    result.update(exam_id=exam, counts=counts, media_root=media)
+    result.update(exam_id=exam, counts=counts, media_root=media, page_images=pages)
     return json.loads(json.dumps(result))

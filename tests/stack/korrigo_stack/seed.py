@@ -78,11 +78,14 @@ AUDIT_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128
 
 # Id kinds a plan row can carry (columns of the _seed_ids temp table, besides grp and i).
 ID_KINDS = ("copy", "booklet", "token", "ev_import", "ev_validate", "ev_lock", "ev_unlock",
-            "ev_finalize", "ev_ann1", "ev_ann2", "ann1", "ann2", "draft", "client")
+            "ev_finalize", "ev_ann1", "ev_ann2", "ann1", "ann2", "draft", "client", "booklet2", "exampdf")
+
+# How a copy came into being (shared/korrigo-schema.md, "How copies come into being"); see materialize().
+ORIGINS = ("batch", "individual", "import", "merge")
 
 # Columns of the _seed_plan temp table: one row per copy, everything materialize() needs.
 PLAN_COLUMNS = (
-    ("grp", "text"), ("i", "integer"), ("exam_id", "uuid"),
+    ("grp", "text"), ("i", "integer"), ("exam_id", "uuid"), ("origin", "text"),
     ("copy_id", "uuid"), ("anonymous_id", "text"), ("status", "text"),
     ("booklet_id", "uuid"), ("pages", "integer"),
     ("importer_id", "integer"), ("imported_at", "timestamptz"), ("import_filename", "text"),
@@ -98,6 +101,7 @@ PLAN_COLUMNS = (
     ("ann1_id", "uuid"), ("ann1_delta", "integer"), ("ann2_id", "uuid"), ("ann2_delta", "integer"),
     ("ev_import", "uuid"), ("ev_validate", "uuid"), ("ev_lock", "uuid"), ("ev_unlock", "uuid"),
     ("ev_finalize", "uuid"), ("ev_ann1", "uuid"), ("ev_ann2", "uuid"),
+    ("booklet2_id", "uuid"), ("exampdf_id", "uuid"), ("booklet_index", "integer"),
 )
 PLAN_NAMES = tuple(name for name, _expr in PLAN_COLUMNS)
 
@@ -256,8 +260,10 @@ class SeedContext:
             deleted += cur.rowcount
         return deleted
 
-    def create_exam(self, j=1, name=None, days_ago=7, pages_per_booklet=4):
-        """Insert exam number ``j`` of the scenario (with its three correctors); returns its id."""
+    def create_exam(self, j=1, name=None, days_ago=7, pages_per_booklet=4, upload_mode="BATCH_A3"):
+        """Insert exam number ``j`` of the scenario (with its three correctors); returns its id. A BATCH_A3 exam
+        (Korrigo's default) has its scanned PDF under exams/source/ and is processed (split into booklets);
+        an INDIVIDUAL_A4 one (HEAD only) has no PDF of its own."""
         exam_id = str(self.uuid("exam", j))
         name = name or "Bac blanc de mathématiques (%s)" % self.scenario
         structure = json.dumps([
@@ -266,14 +272,19 @@ class SeedContext:
             {"id": "ex3", "label": "Exercice 3", "points": 6, "questions": [{"id": "3", "points": 6}]},
         ])
         columns = ["id", "name", "date", "pdf_source", "is_processed", "grading_structure", "pages_per_booklet"]
-        values = ["%(id)s", "%(name)s", "current_date - %(days)s", "NULL", "false", "%(structure)s::jsonb", "%(pages)s"]
+        if upload_mode not in ("BATCH_A3", "INDIVIDUAL_A4"):
+            raise ValueError("upload_mode must be BATCH_A3 or INDIVIDUAL_A4")
+        batch = upload_mode == "BATCH_A3"
+        values = ["%(id)s", "%(name)s", "current_date - %(days)s", "%(pdf)s", "%(processed)s",
+                  "%(structure)s::jsonb", "%(pages)s"]
         if self.version == "head":
             columns += ["students_csv", "upload_mode", "created_at", "updated_at", "results_released_at"]
-            values += ["NULL", "'BATCH_A3'", "now() - (%(days)s + 1) * interval '1 day'",
+            values += ["NULL", "%(mode)s", "now() - (%(days)s + 1) * interval '1 day'",
                        "now() - (%(days)s + 1) * interval '1 day'", "NULL"]
         self.cur.execute("INSERT INTO exams_exam (%s) VALUES (%s)" % (", ".join(columns), ", ".join(values)),
                          {"id": exam_id, "name": name, "days": days_ago, "structure": structure,
-                          "pages": pages_per_booklet})
+                          "pages": pages_per_booklet, "mode": upload_mode, "processed": batch,
+                          "pdf": "exams/source/scan_%s_%d.pdf" % (self.scenario, j) if batch else None})
         self.cur.execute("INSERT INTO exams_exam_correctors (exam_id, user_id) SELECT %s, id FROM auth_user"
                          " WHERE username = ANY(%s) ORDER BY id", (exam_id, list(TEACHERS)))
         return exam_id
@@ -291,7 +302,10 @@ class SeedContext:
 
     def _taken_prefixes(self):
         if self._prefixes is None:
-            self.cur.execute("SELECT lower(substr(anonymous_id, 8, 8)) FROM exams_copy WHERE anonymous_id LIKE 'IMPORT-%'")
+            # Imported copies are IMPORT-<8 hex of the uuid>, 8f16b75's uploads <8 hex of a uuid4>: keep both unique.
+            self.cur.execute("SELECT lower(CASE WHEN anonymous_id LIKE 'IMPORT-%' THEN substr(anonymous_id, 8, 8)"
+                             " ELSE anonymous_id END) FROM exams_copy"
+                             " WHERE anonymous_id LIKE 'IMPORT-%' OR anonymous_id ~ '^[0-9A-F]{8}$'")
             self._prefixes = {row[0] for row in self.cur.fetchall()}
         return self._prefixes
 
@@ -331,8 +345,9 @@ class SeedContext:
         if unknown:
             raise ValueError("unknown plan columns %s" % sorted(unknown))
         defaults = {
-            "grp": "%(grp)s", "i": "g.i", "exam_id": "%(exam)s::uuid", "copy_id": "s.copy",
-            "anonymous_id": "'IMPORT-' || upper(left(s.copy::text, 8))", "booklet_id": "s.booklet",
+            "grp": "%(grp)s", "i": "g.i", "exam_id": "%(exam)s::uuid", "copy_id": "s.copy", "origin": "'batch'",
+            "anonymous_id": "NULL::text", "booklet_id": "s.booklet", "booklet2_id": "s.booklet2",
+            "exampdf_id": "s.exampdf",
             "pages": "4", "lock_token": "s.token", "draft_client": "s.client",
             "ann1_id": "s.ann1", "ann2_id": "s.ann2", "ev_import": "s.ev_import",
             "ev_validate": "s.ev_validate", "ev_lock": "s.ev_lock", "ev_unlock": "s.ev_unlock",
@@ -341,6 +356,9 @@ class SeedContext:
             "lock_row": "false", "lock_event": "false", "retries": "0", "final_pdf": "false",
         }
         defaults.update(exprs)
+        origin = exprs.get("origin", "'batch'")
+        if origin.startswith("'") and origin.strip("'") not in ORIGINS:
+            raise ValueError("origin must be one of %s (an SQL literal such as \"'batch'\")" % ", ".join(ORIGINS))
         columns = [c for c in PLAN_NAMES if c in defaults]
         values = dict(self.params(), **(params or {}))
         values.update({"grp": group, "n": n})
@@ -403,11 +421,50 @@ class SeedContext:
             self.verify_foreign_keys([t for t in DATA_TABLES if t in self.tables])
             self.bulk = False
 
+    def _resolve_origins(self):
+        """What each creation path leaves behind, written into the plan: no booklet for an individual upload, no
+        validation of a merge, a second booklet only for a merge, anonymous ids as each path makes them (import:
+        IMPORT-<8 hex of the uuid>; HEAD uploads and merges: <4 hex of the exam>-NNN, numbered within the exam,
+        with a 6-hex suffix when taken; 8f16b75 uploads and merges: 8 hex of a uuid), batch booklet numbers."""
+        cur = self.cur
+        cur.execute("SELECT array_agg(DISTINCT origin) FROM _seed_plan WHERE origin <> ALL(%s)", (list(ORIGINS),))
+        unknown = cur.fetchone()[0]
+        if unknown:
+            raise SeedError("unknown origin(s) %s: one of %s" % (unknown, ", ".join(ORIGINS)))
+        if self.version != "head":
+            cur.execute("SELECT count(*) FROM _seed_plan WHERE origin = 'individual'")
+            if cur.fetchone()[0]:
+                raise SeedError("individual uploads (INDIVIDUAL_A4) exist on HEAD only")
+        cur.execute("UPDATE _seed_plan SET booklet_id = NULL, booklet2_id = NULL WHERE origin = 'individual'")
+        cur.execute("UPDATE _seed_plan SET validated_at = NULL, validator_id = NULL WHERE origin = 'merge'")
+        cur.execute("UPDATE _seed_plan SET booklet2_id = NULL WHERE origin <> 'merge' OR booklet_id IS NULL")
+        cur.execute(
+            "WITH numbered AS ("
+            "  SELECT p.grp, p.i,"
+            "         row_number() OVER w + (SELECT count(*) FROM exams_copy x WHERE x.exam_id = p.exam_id) AS seq,"
+            "         sum(CASE WHEN p.booklet2_id IS NOT NULL THEN 2 WHEN p.booklet_id IS NOT NULL THEN 1 ELSE 0 END)"
+            "             OVER w - CASE WHEN p.booklet2_id IS NOT NULL THEN 2 ELSE 1 END"
+            "             + (SELECT count(*) FROM exams_booklet y WHERE y.exam_id = p.exam_id) AS booklets_before"
+            "    FROM _seed_plan p WINDOW w AS (PARTITION BY p.exam_id ORDER BY p.grp, p.i))"
+            " UPDATE _seed_plan p SET booklet_index = n.booklets_before + 1,"
+            "   anonymous_id = coalesce(p.anonymous_id, CASE"
+            "     WHEN p.origin = 'import' THEN 'IMPORT-' || upper(left(p.copy_id::text, 8))"
+            "     WHEN %(head)s THEN upper(left(replace(p.exam_id::text, '-', ''), 4)) || '-' || lpad(n.seq::text, 3, '0')"
+            "     ELSE upper(left(p.copy_id::text, 8)) END)"
+            " FROM numbered n WHERE n.grp = p.grp AND n.i = p.i", {"head": self.version == "head"})
+        cur.execute(
+            "UPDATE _seed_plan p SET anonymous_id = left(p.anonymous_id, 4) || '-'"
+            " || upper(left(replace(p.copy_id::text, '-', ''), 6))"
+            " WHERE p.origin <> 'import' AND %(head)s"
+            "   AND EXISTS (SELECT 1 FROM exams_copy x WHERE x.anonymous_id = p.anonymous_id)",
+            {"head": self.version == "head"})
+
     def materialize(self):
         """Write every planned copy with its booklet, events, lock, draft and annotations.
         Returns {table: rows inserted}."""
         cur = self.cur
         counts = {}
+        self._resolve_origins()
         extra_cols, extra_vals = "", ""
         if self.version == "head":
             extra_cols, extra_vals = ", subject_variant, llm_summary", ", NULL, NULL"
@@ -420,26 +477,50 @@ class SeedContext:
             " status, exam_id, false, NULL, graded_at,"
             " CASE WHEN status = 'LOCKED' THEN locked_at END,"
             " CASE WHEN status = 'LOCKED' THEN lock_owner_id END,"
-            " validated_at, 'copies/source/copy_' || copy_id || '.pdf', error_message, coalesce(retries, 0),"
+            " validated_at,"
+            " CASE origin WHEN 'import' THEN 'copies/source/copy_' || copy_id || '.pdf'"
+            "             WHEN 'individual' THEN 'exams/individual/' || import_filename ELSE '' END,"
+            " error_message, coalesce(retries, 0),"
             " corrector_id, dispatch_run_id, assigned_at, appreciation%s"
             " FROM _seed_plan ORDER BY copy_id" % (extra_cols, extra_vals))
         counts["exams_copy"] = cur.rowcount
+        # Imported: one booklet 1..n, copies/pages/<copy>/pNNN.png (Matrix 2x). Batch and merge: the exam's split
+        # (PDFSplitter, dpi 150), booklet k holding the exam's pages (k-1)*n+1..k*n as
+        # booklets/<exam>/<booklet>/page_NNN.png (global page numbers); a merged copy has two such booklets.
         cur.execute(
-            "INSERT INTO exams_booklet (id, start_page, end_page, header_image, student_name_guess, exam_id, pages_images)"
-            " SELECT p.booklet_id, 1, p.pages, NULL, NULL, p.exam_id,"
-            " coalesce((SELECT jsonb_agg('copies/pages/' || p.copy_id || '/p' || lpad(k::text, 3, '0') || '.png' ORDER BY k)"
-            "           FROM generate_series(0, p.pages - 1) AS k), '[]'::jsonb)"
-            " FROM _seed_plan p WHERE p.booklet_id IS NOT NULL ORDER BY p.booklet_id")
+            "WITH b AS ("
+            "  SELECT p.booklet_id AS id, p.booklet_index AS k, p.* FROM _seed_plan p WHERE p.booklet_id IS NOT NULL"
+            "  UNION ALL SELECT p.booklet2_id, p.booklet_index + 1, p.* FROM _seed_plan p WHERE p.booklet2_id IS NOT NULL"
+            "), placed AS ("
+            "  SELECT b.*, CASE WHEN b.origin = 'import' THEN 1 ELSE (b.k - 1) * b.pages + 1 END AS first_page FROM b"
+            ")"
+            " INSERT INTO exams_booklet (id, start_page, end_page, header_image, student_name_guess, exam_id, pages_images)"
+            " SELECT x.id, x.first_page, x.first_page + x.pages - 1, NULL,"
+            " CASE WHEN x.origin = 'import' THEN NULL ELSE 'Booklet ' || x.k END, x.exam_id,"
+            " coalesce((SELECT jsonb_agg(CASE WHEN x.origin = 'import'"
+            "                                 THEN 'copies/pages/' || x.copy_id || '/p' || lpad(g.n::text, 3, '0') || '.png'"
+            "                                 ELSE 'booklets/' || x.exam_id || '/' || x.id || '/page_'"
+            "                                      || lpad((x.first_page + g.n)::text, 3, '0') || '.png' END ORDER BY g.n)"
+            "           FROM generate_series(0, x.pages - 1) AS g(n)), '[]'::jsonb)"
+            " FROM placed x ORDER BY x.id")
         counts["exams_booklet"] = cur.rowcount
         cur.execute("INSERT INTO exams_copy_booklets (copy_id, booklet_id)"
-                    " SELECT copy_id, booklet_id FROM _seed_plan WHERE booklet_id IS NOT NULL ORDER BY copy_id")
+                    " SELECT copy_id, booklet_id FROM _seed_plan WHERE booklet_id IS NOT NULL"
+                    " UNION ALL SELECT copy_id, booklet2_id FROM _seed_plan WHERE booklet2_id IS NOT NULL ORDER BY 1, 2")
         counts["exams_copy_booklets"] = cur.rowcount
+        if "exams_exampdf" in self.tables:
+            cur.execute(
+                "INSERT INTO exams_exampdf (id, pdf_file, student_identifier, uploaded_at, exam_id)"
+                " SELECT exampdf_id, 'exams/individual/' || import_filename, regexp_replace(import_filename, '[.]pdf$', ''),"
+                " coalesce(imported_at, now()), exam_id FROM _seed_plan WHERE origin = 'individual' ORDER BY exampdf_id")
+            counts["exams_exampdf"] = cur.rowcount
         cur.execute(
             "INSERT INTO grading_gradingevent (id, action, \"timestamp\", metadata, actor_id, copy_id)"
             " SELECT ev_import, 'IMPORT', imported_at, jsonb_build_object('filename', import_filename, 'pages', pages),"
-            "        importer_id, copy_id FROM _seed_plan WHERE imported_at IS NOT NULL"
+            "        importer_id, copy_id FROM _seed_plan WHERE origin = 'import' AND imported_at IS NOT NULL"
             " UNION ALL SELECT ev_validate, 'VALIDATE', validated_at, '{}'::jsonb, validator_id, copy_id"
-            "        FROM _seed_plan WHERE validated_at IS NOT NULL"
+            "        FROM _seed_plan WHERE validated_at IS NOT NULL AND origin <> 'merge'"
+            "          AND NOT (origin = 'batch' AND %(head)s)"
             " UNION ALL SELECT ev_lock, 'LOCK', locked_at, jsonb_build_object('token_prefix', left(lock_token::text, 8)),"
             "        lock_owner_id, copy_id FROM _seed_plan WHERE lock_event AND locked_at IS NOT NULL"
             " UNION ALL SELECT ev_unlock, 'UNLOCK', unlock_at, '{}'::jsonb, lock_owner_id, copy_id"
@@ -453,7 +534,7 @@ class SeedContext:
             "        jsonb_build_object('final_score', round((coalesce(ann1_delta, 0) + coalesce(ann2_delta, 0))::numeric, 1),"
             "                           'retries', retries),"
             "        grader_id, copy_id FROM _seed_plan WHERE status = 'GRADED' AND graded_at IS NOT NULL"
-            " ORDER BY 6, 3")
+            " ORDER BY 6, 3", {"head": self.version == "head"})
         counts["grading_gradingevent"] = cur.rowcount
         cur.execute("INSERT INTO grading_copylock (token, locked_at, expires_at, copy_id, owner_id)"
                     " SELECT lock_token, locked_at, expires_at, copy_id, lock_owner_id FROM _seed_plan"
@@ -492,9 +573,9 @@ _TEACHER_BY_I = "(ARRAY[%(martin)s, %(durand)s, %(bernard)s]::integer[])[1 + (g.
 
 @scenario("baseline", "one exam, copies in every normal status with complete, consistent trails")
 def build_baseline(ctx, count):
-    """Copies cycle through 10 slots: 0-1 STAGING (imported 10 min..5 h ago, pages present, awaiting
-    validation: normal), 2-4 READY, 5-7 GRADED; 8-9 LOCKED with an active lock on 8f16b75, READY on
-    HEAD (no lock service there). On 8f16b75 the copies of slot 2 also carry a past LOCK/UNLOCK pair
+    """Copies cycle through 10 slots: 0-1 STAGING (imported 10 min..5 h ago on HEAD, batch-uploaded on 8f16b75;
+    pages present, awaiting validation: normal), 2-4 READY (4: merged), 5-7 GRADED; 8-9 LOCKED with an active
+    lock on 8f16b75, READY on HEAD (no lock service there). Copies of slots 2-9 come from the exam's batch upload. On 8f16b75 the copies of slot 2 also carry a past LOCK/UNLOCK pair
     and GRADED copies the LOCK that preceded finalize (finalize deleted the lock row)."""
     n = count or 10
     exam = ctx.create_exam(1)
@@ -510,8 +591,12 @@ def build_baseline(ctx, count):
     assigned = "CASE WHEN {s} >= 2 THEN {o} + interval '80 minutes' END".format(s=slot, o=older)
     graded_slot = "{s} BETWEEN 5 AND 7".format(s=slot)
     ann_at = "CASE WHEN {g} THEN {o} + interval '3 hours' END".format(g=graded_slot, o=older)
+    # HEAD: STAGING copies with pages come from import_pdf (a batch copy with pages is READY at once), the rest
+    # from the exam's batch upload, slot 4 from a merge. 8f16b75: batch uploads are STAGING until validated.
+    origin = ("CASE WHEN {s} < 2 THEN {staging} WHEN {s} = 4 THEN 'merge' ELSE 'batch' END"
+              .format(s=slot, staging="'import'" if head else "'batch'"))
     exprs = dict(
-        status=status, imported_at=imported, importer_id="%(admin)s",
+        origin=origin, status=status, imported_at=imported, importer_id="%(admin)s",
         validated_at=validated, validator_id="CASE WHEN {s} >= 2 THEN %(admin)s END".format(s=slot),
         corrector_id="CASE WHEN {s} >= 2 THEN {t} END".format(s=slot, t=_TEACHER_BY_I),
         assigned_at=assigned,

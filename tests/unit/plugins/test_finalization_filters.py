@@ -2,7 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.korrigo.ops.plugins.filter.finalization import (
-    describe_pdf_problem, finalize_pending, with_verdicts,
+    describe_pages_problem, finalize_pending, with_page_verdicts,
 )
 
 
@@ -20,17 +20,33 @@ def test_a_failed_attempt_also_ends_the_wait():
     assert finalize_pending([copy('a', 'GRADING_FAILED', 4)], [copy('a', 'GRADING_FAILED', 3)]) == []
 
 
-def test_with_verdicts_zips_in_order_and_refuses_mismatches():
-    copies = [{'copy_id': 'a', 'anonymous_id': 'IMPORT-A'}, {'copy_id': 'b', 'anonymous_id': 'IMPORT-B'}]
-    files = [{'verdict': 'ok'}, {'verdict': 'missing', 'detail': 'no such file'}]
-    checked = with_verdicts(copies, files)
-    assert [(c['copy_id'], c['pdf_verdict']) for c in checked] == [('a', 'ok'), ('b', 'missing')]
+def test_page_verdicts_follow_each_copys_images_in_order_and_refuse_mismatches():
+    copies = [{'copy_id': 'a', 'pages_images': ['a1.png', 'a2.png']},
+              {'copy_id': 'b', 'pages_images': ['b1.png']},
+              {'copy_id': 'c', 'pages_images': []},
+              {'copy_id': 'd', 'pages_images': ['d1.png', 'd2.png']}]
+    files = [{'path': 'a1.png', 'verdict': 'ok'}, {'path': 'a2.png', 'verdict': 'ok'},
+             {'path': 'b1.png', 'verdict': 'missing', 'detail': 'no such file'},
+             {'path': 'd1.png', 'verdict': 'missing'}, {'path': 'd2.png', 'verdict': 'corrupted'}]
+    checked = with_page_verdicts(copies, files)
+    assert [(c['copy_id'], c['pages_verdict']) for c in checked] == [
+        ('a', 'ok'), ('b', 'missing_pages'), ('c', 'no_pages'), ('d', 'unreadable_pages')]
+    assert checked[1]['pages_problems'] == [{'path': 'b1.png', 'verdict': 'missing', 'detail': 'no such file'}]
     with pytest.raises(AnsibleFilterError):
-        with_verdicts(copies, files[:1])
+        with_page_verdicts(copies, files[:4])
 
 
-@pytest.mark.parametrize('verdict,text', [('missing', 'restore it from backup'), ('refused', 'outside the media root'),
-                                          ('encrypted', 'source PDF is encrypted')])
-def test_pdf_problems_say_what_to_do(verdict, text):
-    line = describe_pdf_problem({'anonymous_id': 'IMPORT-A', 'pdf_verdict': verdict})
-    assert line.startswith('IMPORT-A: ') and text in line
+def test_an_empty_pdf_source_is_no_reason_to_refuse():
+    copies = [{'copy_id': 'a', 'pdf_source': '', 'pages_images': ['p.png']}]
+    assert with_page_verdicts(copies, [{'path': 'p.png', 'verdict': 'ok'}])[0]['pages_verdict'] == 'ok'
+
+
+@pytest.mark.parametrize('verdict,text', [('missing_pages', 'restore them from backup'),
+                                          ('refused', 'outside the media root'),
+                                          ('no_pages', 'No pages found to flatten'),
+                                          ('unreadable_pages', 'do not open')])
+def test_page_problems_name_the_copy_the_files_and_what_to_do(verdict, text):
+    problems = [{'path': 'booklets/e/b/page_%03d.png' % k, 'verdict': 'missing'} for k in range(1, 8)]
+    line = describe_pages_problem({'anonymous_id': '06A4-001', 'pages_verdict': verdict, 'pages_problems': problems})
+    assert line.startswith('06A4-001: ') and text in line
+    assert 'page_001.png' in line and 'page_006.png' not in line and 'and 2 more' in line

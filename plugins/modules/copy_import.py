@@ -14,7 +14,9 @@ short_description: Finish the import of Korrigo copies stuck in STAGING without 
 version_added: 0.1.0
 description:
   - A copy is stuck when it is C(STAGING) and has no booklet, or only booklets whose C(pages_images) is empty
-    (a STAGING copy with pages is normal - it waits for validation - and is never touched).
+    (a STAGING copy with pages is normal - it waits for validation - and is never touched). That covers the copies
+    of C(import_pdf) whose rasterization never finished and HEAD's individual uploads (C(INDIVIDUAL_A4)), whose
+    PDF lies under C(exams/individual/) and which nothing in Korrigo ever rasterizes.
   - Each stuck copy's source PDF (C(exams_copy.pdf_source), under the media root) is checked as
     M(korrigo.ops.pdf_check) does, in a time- and memory-limited child process.
   - A copy whose PDF is C(ok) gets exactly what Korrigo's import produces - every page rasterized with PyMuPDF
@@ -34,7 +36,8 @@ author:
 options:
   stuck:
     description:
-      - Select every stuck copy whose IMPORT event is older than O(stuck_after_minutes) (or that has none).
+      - Select every stuck copy whose IMPORT event (or, for an individual upload, its C(exams_exampdf.uploaded_at))
+        is older than O(stuck_after_minutes), or whose age is unknown.
     type: bool
     default: false
   copy_ids:
@@ -154,6 +157,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils.creation import arrival_time_sql
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     KorrigoError, korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
 )
@@ -183,8 +187,7 @@ stuck AS (
     SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.status, {pages} AS pages,
            (SELECT e.metadata ->> 'filename' FROM grading_gradingevent e
              WHERE e.copy_id = c.id AND e.action = 'IMPORT' ORDER BY e."timestamp" LIMIT 1) AS filename,
-           (SELECT min(e."timestamp") FROM grading_gradingevent e
-             WHERE e.copy_id = c.id AND e.action = 'IMPORT') AS imported_at
+           {arrival} AS imported_at
       FROM exams_copy c
      WHERE (%(all_copies)s OR c.id = ANY(%(copy_ids)s::uuid[]))
 ), listed AS (
@@ -290,8 +293,10 @@ SELECT g.n AS selected,
 """
 
 
-def select_statement():
-    return sql.SQL(SELECT_TEMPLATE).format(unknown=sql.SQL(UNKNOWN_COPIES_CTES), pages=sql.SQL(PAGES_EXPR))
+def select_statement(rules):
+    """The stuck copies; an individual upload's age is its exams_exampdf upload time (module_utils/creation)."""
+    return sql.SQL(SELECT_TEMPLATE).format(unknown=sql.SQL(UNKNOWN_COPIES_CTES), pages=sql.SQL(PAGES_EXPR),
+                                           arrival=sql.SQL(arrival_time_sql(rules)))
 
 
 def apply_statement():
@@ -382,7 +387,7 @@ def repair(module):
     pages = PageFiles(root)
     try:
         with Remediation(params, 'copy_import', module.check_mode) as rem:
-            found = rem.fetchone(select_statement(), {
+            found = rem.fetchone(select_statement(rem.rules), {
                 'copy_ids': copy_ids, 'all_copies': not copy_ids, 'stuck_after': params['stuck_after_minutes'],
             })
             if found['unknown_n']:

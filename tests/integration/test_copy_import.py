@@ -31,7 +31,8 @@ def test_check_mode_changes_nothing(stuck):
     korrigo, ids = stuck
     before = korrigo.checksums()
     result = run(korrigo, ids, check_mode=True)
-    assert result['changed'] is True and result['count'] == 5 and result['imported'] == 2, result
+    assert result['changed'] is True and result['count'] == len(ids['stuck_copy_ids'])
+    assert result['imported'] == len(ids['importable_copy_ids']), result
     assert korrigo.checksums() == before
     assert not any(page_dirs(ids).values())
     assert not [n for n in os.listdir(os.path.join(ids['media_root'], 'copies', 'pages')) if n.startswith('.korrigo-ops')]
@@ -41,7 +42,8 @@ def test_check_mode_changes_nothing(stuck):
 def test_stuck_copies_get_what_korrigos_import_writes(stuck):
     korrigo, ids = stuck
     result = run(korrigo, ids)
-    assert (result['changed'], result['imported'], result['flagged_now']) == (True, 2, 3), result
+    assert (result['changed'], result['imported'], result['flagged_now']) == \
+        (True, len(ids['importable_copy_ids']), len(ids['flagged_copy_ids'])), result
     rows = korrigo.query(
         "SELECT c.id::text AS copy_id, c.anonymous_id, c.status, b.start_page, b.end_page, b.pages_images, b.exam_id::text"
         "  FROM exams_copy c JOIN exams_copy_booklets cb ON cb.copy_id = c.id JOIN exams_booklet b ON b.id = cb.booklet_id"
@@ -55,16 +57,20 @@ def test_stuck_copies_get_what_korrigos_import_writes(stuck):
             assert os.path.getsize(os.path.join(ids['media_root'], rel)) > 1000
     events = korrigo.query("SELECT e.copy_id::text, e.metadata FROM grading_gradingevent e JOIN auth_user u ON u.id = e.actor_id"
                            " WHERE e.action = 'IMPORT' AND u.username = 'korrigo-ops' ORDER BY 1")
-    assert [e['copy_id'] for e in events] == sorted(ids['valid_copy_ids'])
-    assert all(sorted(e['metadata']) == ['filename', 'pages'] and e['metadata']['pages'] == 3 for e in events)
+    assert [e['copy_id'] for e in events] == sorted(ids['importable_copy_ids'])
+    pages = dict((c, 3) for c in ids['valid_copy_ids'])
+    pages.update((c, 2) for c in ids.get('individual_copy_ids', []))
+    assert all(sorted(e['metadata']) == ['filename', 'pages'] and e['metadata']['pages'] == pages[e['copy_id']]
+               for e in events)
     flags = korrigo.query("SELECT resource_id, metadata ->> 'verdict' AS verdict FROM core_auditlog WHERE action = %s"
                           " ORDER BY 1", (FLAG,))
     expected_flags = sorted([(c, 'corrupted') for c in ids['corrupted_copy_ids']]
                             + [(c, 'encrypted') for c in ids['encrypted_copy_ids']]
-                            + [(c, 'missing') for c in ids['missing_copy_ids']])
-    assert [(f['resource_id'], f['verdict']) for f in flags] == expected_flags
+                            + [(c, 'missing') for c in ids['missing_copy_ids']]
+                            + [(c, 'corrupted') for c in ids.get('individual_corrupted_copy_ids', [])])
+    assert [(f['resource_id'], f['verdict']) for f in flags] == sorted(expected_flags)
     again = run(korrigo, ids)
-    assert again['changed'] is False and again['count'] == 0 and len(again['flagged']) == 3
+    assert again['changed'] is False and again['count'] == 0 and len(again['flagged']) == len(ids['flagged_copy_ids'])
 
 
 def test_pages_are_the_ones_the_worker_renders(stuck, tmp_path):
@@ -134,3 +140,44 @@ def test_database_down_is_a_clear_failure(stuck):
     result = korrigo.run('copy_import', media_root=ids['media_root'], stuck=True,
                          **{'login_port': 1})
     assert result['failed'] and 'unreachable' in result['msg']
+
+
+def test_individual_uploads_are_rasterized_from_their_own_pdf_and_batch_copies_untouched(stuck):
+    korrigo, ids = stuck
+    batch_before = korrigo.query(
+        "SELECT c.*, b.pages_images FROM exams_copy c JOIN exams_copy_booklets cb ON cb.copy_id = c.id"
+        " JOIN exams_booklet b ON b.id = cb.booklet_id WHERE c.id = ANY(%s::uuid[]) ORDER BY c.id", (ids['batch_copy_ids'],))
+    assert batch_before and all(r['pdf_source'] == '' for r in batch_before)
+    if korrigo.version != 'head':
+        assert 'individual_copy_ids' not in ids  # INDIVIDUAL_A4 does not exist on 8f16b75
+        run(korrigo, ids)
+    else:
+        facts = korrigo.run('korrigo_facts', gather_subset=['stuck_imports'])['ansible_facts']['korrigo']['stuck_imports']
+        listed = dict((c['copy_id'], c) for c in facts['stuck'])
+        for copy_id in ids['individual_copy_ids']:
+            assert listed[copy_id]['creation_path'] == 'individual'
+            assert 40 * 60 <= listed[copy_id]['age_seconds'] < 50 * 60  # from exams_exampdf.uploaded_at
+        assert ids['individual_fresh_copy_ids'][0] not in listed  # uploaded a minute ago: not stuck yet
+        assert facts['stuck_by_creation_path'] == {'import': 5, 'individual': 3}
+        run(korrigo, ids)
+        rows = korrigo.query(
+            "SELECT c.id::text AS copy_id, c.anonymous_id, c.status, c.pdf_source, b.start_page, b.end_page,"
+            " b.pages_images FROM exams_copy c JOIN exams_copy_booklets cb ON cb.copy_id = c.id"
+            " JOIN exams_booklet b ON b.id = cb.booklet_id WHERE c.id = ANY(%s::uuid[]) ORDER BY c.id",
+            (ids['individual_copy_ids'],))
+        assert [r['copy_id'] for r in rows] == sorted(ids['individual_copy_ids'])
+        for row in rows:
+            # Same copy, same anonymous id, same PDF; the booklet and pages import_pdf would have made.
+            assert row['status'] == 'STAGING' and row['pdf_source'].startswith('exams/individual/')
+            assert (row['start_page'], row['end_page'], row['pages_images']) == \
+                (1, 2, services.page_paths(row['copy_id'], 2))
+            for rel in row['pages_images']:
+                assert os.path.getsize(os.path.join(ids['media_root'], rel)) > 1000
+        events = korrigo.query("SELECT copy_id::text, metadata FROM grading_gradingevent WHERE action = 'IMPORT'"
+                               " AND copy_id = ANY(%s::uuid[]) ORDER BY 1", (ids['individual_copy_ids'],))
+        assert [e['metadata']['filename'] for e in events] == \
+            [os.path.basename(r['pdf_source']) for r in rows]
+    batch_after = korrigo.query(
+        "SELECT c.*, b.pages_images FROM exams_copy c JOIN exams_copy_booklets cb ON cb.copy_id = c.id"
+        " JOIN exams_booklet b ON b.id = cb.booklet_id WHERE c.id = ANY(%s::uuid[]) ORDER BY c.id", (ids['batch_copy_ids'],))
+    assert batch_after == batch_before

@@ -136,50 +136,81 @@ def render_pages(pdf_bytes, media, copy_id):
 # --------------------------------------------------------------------------------------------
 
 STUCK_GROUPS = ("valid", "corrupted", "encrypted", "missing")
+# HEAD's individual upload (INDIVIDUAL_A4): STAGING, no booklet, PDF under exams/individual/, no event. Nothing in
+# Korrigo ever rasterizes these: uploaded 40 minutes ago they are stuck; ``individual_fresh`` (a minute ago) not yet.
+INDIVIDUAL_GROUPS = ("individual", "individual_corrupted")
+BATCH_CONTROLS = 4
 
 
-@scenario("import_stuck", "STAGING copies without pages (valid/corrupted/encrypted/missing PDF) next to one awaiting validation")
+@scenario("import_stuck", "STAGING copies without pages (import_pdf and individual uploads, valid/corrupted/encrypted/"
+                          "missing PDF) next to batch-upload copies and one awaiting validation")
 def build_import_stuck(ctx, count):
+    """Most copies of the exam come from its batch upload (controls: READY on HEAD, STAGING with pages awaiting
+    validation on 8f16b75; their page images are on disk). Stuck: import_pdf copies (IMPORT event 30 minutes old,
+    source PDF valid (``count``, default 2: odd ones without booklet, even ones with an empty booklet), corrupted,
+    encrypted or missing) and, on HEAD, individual uploads (valid and corrupted PDF). Awaiting: one imported
+    STAGING copy WITH pages (normal). MEDIA_ROOT also gets a temp upload older than 24 h, a fresh one, and an
+    orphaned page directory of a copy that does not exist."""
     n_valid = count or 2
+    head = ctx.version == "head"
     media = media_root()
     exam = ctx.create_exam(1, name="Bac blanc de SVT (import_stuck)")
-    kinds = ("copy", "booklet", "ev_import")
+    kinds = ("copy", "booklet", "ev_import", "exampdf")
     sizes = {"valid": n_valid, "corrupted": 1, "encrypted": 1, "missing": 1}
     for group, n in sizes.items():
         ctx.load_ids(group, n, kinds)
     ctx.load_ids("awaiting", 1, kinds)
-    stuck = dict(status="'STAGING'", importer_id="%(admin)s",
+    ctx.load_ids("batch", BATCH_CONTROLS, kinds)
+    ctx.plan("batch", BATCH_CONTROLS, status="'READY'" if head else "'STAGING'", pages="4",
+             validated_at="now() - interval '2 days'" if head else "NULL")
+    stuck = dict(origin="'import'", status="'STAGING'", importer_id="%(admin)s",
                  imported_at="now() - interval '30 minutes' - g.i * interval '1 minute'",
                  import_filename="'scan_' || %(grp)s || '_' || g.i || '.pdf'")
     # valid copy 2 (and every even one) has a booklet whose pages_images is empty; the others none.
     ctx.plan("valid", n_valid, booklet_id="CASE WHEN g.i %% 2 = 0 THEN s.booklet END", pages="3", **stuck)
     for group in ("corrupted", "encrypted", "missing"):
         ctx.plan(group, 1, booklet_id="NULL::uuid", pages="2", **stuck)
-    ctx.plan("awaiting", 1, status="'STAGING'", importer_id="%(admin)s", pages="3",
+    ctx.plan("awaiting", 1, origin="'import'", status="'STAGING'", importer_id="%(admin)s", pages="3",
              imported_at="now() - interval '2 hours'", import_filename="'scan_awaiting_1.pdf'")
-    ids = {group: ctx.plan_copy_ids(group) for group in sizes}
-    ids["awaiting"] = ctx.plan_copy_ids("awaiting")
+    individual_groups = ()
+    if head:
+        individual_groups = INDIVIDUAL_GROUPS + ("individual_fresh",)
+        individual_exam = ctx.create_exam(2, name="Devoir maison de SVT (import_stuck)", upload_mode="INDIVIDUAL_A4")
+        ages = {"individual": "40 minutes", "individual_corrupted": "45 minutes", "individual_fresh": "1 minute"}
+        for group in individual_groups:
+            n = 2 if group == "individual" else 1
+            ctx.load_ids(group, n, kinds)
+            ctx.plan(group, n, params={"exam": individual_exam}, origin="'individual'", status="'STAGING'",
+                     imported_at="now() - interval '%s' - g.i * interval '1 minute'" % ages[group],
+                     import_filename="'eleve_' || replace(%(grp)s, '_', '-') || '_' || g.i || '.pdf'")
+    groups = STUCK_GROUPS + ("awaiting", "batch") + individual_groups
+    ids = {group: ctx.plan_copy_ids(group) for group in groups}
     counts = ctx.materialize()
     # materialize() gives every planned booklet `pages` images; an empty booklet is what a stuck import left.
     ctx.cur.execute(
         "UPDATE exams_booklet b SET pages_images = '[]'::jsonb, end_page = 0 FROM exams_copy_booklets cb"
         " WHERE cb.booklet_id = b.id AND cb.copy_id = ANY(%s::uuid[])", (ids["valid"],))
+    common.write_page_images(ctx.cur, media, ids["batch"])
 
     files = {}
-    for group in STUCK_GROUPS + ("awaiting",):
+    makers = {"valid": lambda: valid_pdf(3), "corrupted": corrupted_pdf, "encrypted": encrypted_pdf,
+              "awaiting": lambda: valid_pdf(3), "individual": lambda: valid_pdf(2),
+              "individual_corrupted": corrupted_pdf, "individual_fresh": lambda: valid_pdf(2)}
+    ctx.cur.execute("SELECT id::text, pdf_source FROM exams_copy WHERE id = ANY(%s::uuid[])",
+                    (sum((ids[g] for g in STUCK_GROUPS + ("awaiting",) + individual_groups), []),))
+    sources = dict(ctx.cur.fetchall())
+    for group in STUCK_GROUPS + ("awaiting",) + individual_groups:
         for copy_id in ids[group]:
             shutil.rmtree(os.path.join(media, "copies", "pages", copy_id), ignore_errors=True)
-            path = os.path.join(media, "copies", "source", "copy_%s.pdf" % copy_id)
-            data = {"valid": lambda: valid_pdf(3), "corrupted": corrupted_pdf,
-                    "encrypted": encrypted_pdf, "awaiting": lambda: valid_pdf(3)}.get(group)
+            path = os.path.join(media, sources[copy_id])
+            data = makers.get(group)
             if data is None:
                 if os.path.exists(path):
                     os.remove(path)
                 continue
             content = data()
             write_file(path, content)
-            files[copy_id] = {"path": "copies/source/copy_%s.pdf" % copy_id,
-                              "sha256": hashlib.sha256(content).hexdigest()}
+            files[copy_id] = {"path": sources[copy_id], "sha256": hashlib.sha256(content).hexdigest()}
             if group == "awaiting":
                 render_pages(content, media, copy_id)
 
@@ -188,7 +219,8 @@ def build_import_stuck(ctx, count):
     write_file(os.path.join(media, "temp_uploads", "import_stuck_fresh_upload.pdf"), valid_pdf(1))
     orphan = str(ctx.uuid("orphan-copy", 1))
     write_file(os.path.join(media, "copies", "pages", orphan, "p000.png"), b"\x89PNG\r\n\x1a\n")
-    return {
+    stuck_ids = sum((ids[g] for g in STUCK_GROUPS), []) + sum((ids.get(g, []) for g in INDIVIDUAL_GROUPS), [])
+    result = {
         "exam_id": exam,
         "media_root": media,
         "valid_copy_ids": ids["valid"],
@@ -196,13 +228,21 @@ def build_import_stuck(ctx, count):
         "encrypted_copy_ids": ids["encrypted"],
         "missing_copy_ids": ids["missing"],
         "awaiting_copy_ids": ids["awaiting"],
-        "stuck_copy_ids": sorted(sum((ids[g] for g in STUCK_GROUPS), [])),
+        "batch_copy_ids": ids["batch"],
+        "stuck_copy_ids": sorted(stuck_ids),
+        # What copy_import does with the stuck copies: rasterize the good PDFs, flag the others for re-upload.
+        "importable_copy_ids": sorted(ids["valid"] + ids.get("individual", [])),
+        "flagged_copy_ids": sorted(ids["corrupted"] + ids["encrypted"] + ids["missing"]
+                                   + ids.get("individual_corrupted", [])),
         "orphaned_page_dirs": ["copies/pages/%s" % orphan],
         "old_temp_uploads": ["temp_uploads/import_stuck_old_upload.pdf"],
         "fresh_temp_uploads": ["temp_uploads/import_stuck_fresh_upload.pdf"],
         "files": files,
         "counts": counts,
     }
+    for group in individual_groups:
+        result["%s_copy_ids" % group] = ids[group]
+    return result
 
 
 # --------------------------------------------------------------------------------------------

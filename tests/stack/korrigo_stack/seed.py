@@ -352,7 +352,7 @@ class SeedContext:
             "ann1_id": "s.ann1", "ann2_id": "s.ann2", "ev_import": "s.ev_import",
             "ev_validate": "s.ev_validate", "ev_lock": "s.ev_lock", "ev_unlock": "s.ev_unlock",
             "ev_finalize": "s.ev_finalize", "ev_ann1": "s.ev_ann1", "ev_ann2": "s.ev_ann2",
-            "import_filename": "'scan_' || lpad(g.i::text, 5, '0') || '.pdf'",
+            "import_filename": "'scan_' || lpad((g.i)::text, greatest(5, length((g.i)::text)), '0') || '.pdf'",
             "lock_row": "false", "lock_event": "false", "retries": "0", "final_pdf": "false",
         }
         defaults.update(exprs)
@@ -449,7 +449,7 @@ class SeedContext:
             " UPDATE _seed_plan p SET booklet_index = n.booklets_before + 1,"
             "   anonymous_id = coalesce(p.anonymous_id, CASE"
             "     WHEN p.origin = 'import' THEN 'IMPORT-' || upper(left(p.copy_id::text, 8))"
-            "     WHEN %(head)s THEN upper(left(replace(p.exam_id::text, '-', ''), 4)) || '-' || lpad(n.seq::text, 3, '0')"
+            "     WHEN %(head)s THEN upper(left(replace(p.exam_id::text, '-', ''), 4)) || '-' || lpad((n.seq)::text, greatest(3, length((n.seq)::text)), '0')"
             "     ELSE upper(left(p.copy_id::text, 8)) END)"
             " FROM numbered n WHERE n.grp = p.grp AND n.i = p.i", {"head": self.version == "head"})
         cur.execute(
@@ -498,9 +498,9 @@ class SeedContext:
             " SELECT x.id, x.first_page, x.first_page + x.pages - 1, NULL,"
             " CASE WHEN x.origin = 'import' THEN NULL ELSE 'Booklet ' || x.k END, x.exam_id,"
             " coalesce((SELECT jsonb_agg(CASE WHEN x.origin = 'import'"
-            "                                 THEN 'copies/pages/' || x.copy_id || '/p' || lpad(g.n::text, 3, '0') || '.png'"
+            "                                 THEN 'copies/pages/' || x.copy_id || '/p' || lpad((g.n)::text, greatest(3, length((g.n)::text)), '0') || '.png'"
             "                                 ELSE 'booklets/' || x.exam_id || '/' || x.id || '/page_'"
-            "                                      || lpad((x.first_page + g.n)::text, 3, '0') || '.png' END ORDER BY g.n)"
+            "                                      || lpad((x.first_page + g.n)::text, greatest(3, length((x.first_page + g.n)::text)), '0') || '.png' END ORDER BY g.n)"
             "           FROM generate_series(0, x.pages - 1) AS g(n)), '[]'::jsonb)"
             " FROM placed x ORDER BY x.id")
         counts["exams_booklet"] = cur.rowcount

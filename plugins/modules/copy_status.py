@@ -16,7 +16,8 @@ description:
   - Guarded status transitions for copies whose finalization failed, so that Korrigo's own finalize can run
     again. The target status is the one the detected Korrigo version's finalize accepts
     (HEAD - C(READY) or C(GRADING_FAILED); 8f16b75 - C(LOCKED) with a valid lock, or C(GRADING_FAILED)).
-  - C(GRADING_FAILED) copies are already accepted; they only change when O(reset_retries) is set.
+  - C(GRADING_FAILED) copies are already accepted; they only change when O(reset_retries) is set, or on 8f16b75
+    with O(claim_for_remediation_user).
   - C(GRADING_IN_PROGRESS) copies (a worker died inside finalize) move to C(READY) on HEAD and to
     C(GRADING_FAILED) on 8f16b75, once their last activity (latest grading event) is older than
     O(stale_after_minutes). Younger ones are left alone, as a worker may still be finalizing them.
@@ -39,6 +40,15 @@ options:
         only matters for reporting.
     type: bool
     default: false
+  claim_for_remediation_user:
+    description:
+      - On 8f16b75 only (no effect on HEAD), let O(remediation_user) finalize the copies - its C(finalize_copy) refuses
+        (C(Lock required.)) unless the finalizing user owns a valid lock row or, with none, is C(exams_copy.locked_by).
+        Sets C(locked_by_id) to the remediation user on copies without a lock row (finalize clears it again); a
+        copy that holds a lock row is skipped with the reason (release the lock with M(korrigo.ops.copylock) first).
+    type: bool
+    default: false
+    version_added: 0.3.0
   stale_after_minutes:
     description:
       - A GRADING_IN_PROGRESS copy is stale (its worker died) when its latest grading event is older than this.
@@ -118,7 +128,8 @@ from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
 TRANSITION_TEMPLATE = """
 WITH {unknown_copies}, candidates AS MATERIALIZED (
     SELECT c.id AS copy_id, c.anonymous_id, c.status AS status_before, c.grading_retries AS retries_before,
-           c.grading_error_message,
+           c.grading_error_message, c.locked_by_id AS locked_by_before,
+           EXISTS (SELECT 1 FROM grading_copylock l WHERE l.copy_id = c.id) AS has_lock_row,
            (SELECT max(e."timestamp") FROM grading_gradingevent e WHERE e.copy_id = c.id) AS last_activity_at
       FROM exams_copy c
      WHERE c.id = ANY(%(copy_ids)s::uuid[])
@@ -134,10 +145,17 @@ WITH {unknown_copies}, candidates AS MATERIALIZED (
            END AS status_after,
            CASE WHEN %(reset_retries)s THEN 0 ELSE k.retries_before END AS retries_after
       FROM candidates k
+), claimed AS (
+    -- 8f16b75's finalize wants a lock row of the finalizing user or, with none, copy.locked_by = that user.
+    SELECT d.*,
+           CASE WHEN %(claim)s AND d.status_after IS NOT NULL AND NOT d.has_lock_row THEN %(actor_id)s
+                ELSE d.locked_by_before END AS locked_by_after
+      FROM decided d
 ), selected AS MATERIALIZED (
-    SELECT d.* FROM decided d
-     WHERE d.status_after IS NOT NULL
-       AND (d.status_after <> d.status_before OR d.retries_after <> d.retries_before)
+    SELECT d.* FROM claimed d
+     WHERE d.status_after IS NOT NULL AND NOT (%(claim)s AND d.has_lock_row)
+       AND (d.status_after <> d.status_before OR d.retries_after <> d.retries_before
+            OR d.locked_by_after IS DISTINCT FROM d.locked_by_before)
 ), guard AS (
     SELECT (SELECT count(*) FROM selected) AS n, (SELECT count(*) FROM unknown) AS unknown_n
 ), changes AS MATERIALIZED (
@@ -145,12 +163,14 @@ WITH {unknown_copies}, candidates AS MATERIALIZED (
            jsonb_build_object('remediation', 'korrigo.ops.copy_status',
                               'status_before', s.status_before, 'status_after', s.status_after,
                               'grading_retries_before', s.retries_before, 'grading_retries_after', s.retries_after,
+                              'locked_by_before', s.locked_by_before, 'locked_by_after', s.locked_by_after,
                               'grading_error_message', s.grading_error_message,
                               'last_activity_at', s.last_activity_at) AS audit_metadata
       FROM selected s, guard g
      WHERE g.n <= %(max_changes)s AND g.unknown_n = 0
 ), updated AS (
-    UPDATE exams_copy c SET status = ch.status_after, grading_retries = ch.retries_after
+    UPDATE exams_copy c SET status = ch.status_after, grading_retries = ch.retries_after,
+                            locked_by_id = ch.locked_by_after
       FROM changes ch WHERE c.id = ch.copy_id
     RETURNING c.id
 ), {audit}
@@ -159,18 +179,22 @@ SELECT g.n AS selected, g.unknown_n,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
             'kind', 'make_finalizable', 'copy_id', ch.copy_id, 'anonymous_id', ch.anonymous_id,
             'grading_error_message', ch.grading_error_message,
-            'before', jsonb_build_object('status', ch.status_before, 'grading_retries', ch.retries_before),
-            'after', jsonb_build_object('status', ch.status_after, 'grading_retries', ch.retries_after))
+            'before', jsonb_build_object('status', ch.status_before, 'grading_retries', ch.retries_before,
+                                         'locked_by_id', ch.locked_by_before),
+            'after', jsonb_build_object('status', ch.status_after, 'grading_retries', ch.retries_after,
+                                        'locked_by_id', ch.locked_by_after))
             ORDER BY ch.anonymous_id), '[]')
           FROM (SELECT * FROM changes ORDER BY anonymous_id LIMIT %(actions_limit)s) ch) AS actions,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
             'copy_id', d.copy_id, 'anonymous_id', d.anonymous_id, 'status', d.status_before,
-            'reason', CASE WHEN d.status_before = 'GRADING_IN_PROGRESS'
+            'reason', CASE WHEN d.status_before = 'GRADING_IN_PROGRESS' AND d.status_after IS NULL
                            THEN 'finalize may still be running (last activity too recent)'
                            WHEN d.status_after IS NULL THEN 'status not eligible'
+                           WHEN %(claim)s AND d.has_lock_row
+                           THEN 'holds a copy lock: release it first (korrigo.ops.copylock), then re-run'
                            ELSE 'already finalizable' END)
             ORDER BY d.anonymous_id), '[]')
-          FROM decided d WHERE d.copy_id NOT IN (SELECT copy_id FROM selected)) AS skipped,
+          FROM claimed d WHERE d.copy_id NOT IN (SELECT copy_id FROM selected)) AS skipped,
        (SELECT count(*) FROM updated) AS updated_rows,
        (SELECT count(*) FROM audit) AS audit_rows
   FROM guard g
@@ -207,6 +231,7 @@ def make_finalizable(module):
             'reset_retries': params['reset_retries'],
             'stale_after': params['stale_after_minutes'],
             'in_progress_target': in_progress_target(rem.rules),
+            'claim': params['claim_for_remediation_user'] and rem.rules['lock_workflow'],
             'max_changes': params['max_changes'],
             'actions_limit': params['actions_limit'],
             'audit_action': 'korrigo_ops.copy_status.make_finalizable',
@@ -224,6 +249,7 @@ def main():
     argument_spec.update(
         copy_ids=dict(type='list', elements='str', required=True),
         reset_retries=dict(type='bool', default=False),
+        claim_for_remediation_user=dict(type='bool', default=False),
         stale_after_minutes=dict(type='int', default=30),
         actions_limit=dict(type='int', default=1000),
     )

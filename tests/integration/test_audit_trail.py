@@ -1,6 +1,11 @@
-"""audit_trail against the real schema of both Korrigo versions: each gap kind, the controls, notes."""
+"""audit_trail against the real schema of both Korrigo versions: each gap kind, the controls, notes, and the
+events expected per creation path (batch, individual, import, merge)."""
+
+from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATH_SQL, creation_path_of
 
 AUDIT_ACTION = 'korrigo_ops.audit_trail.gap'
+# Controls created without import_pdf: no IMPORT event, and (HEAD batch, merges, individual STAGING) no VALIDATE.
+NOT_IMPORTED_CONTROLS = ('ready', 'graded', 'individual', 'merged', 'retried', 'getorcreate', 'annotations', 'failed')
 
 
 def gaps_by_copy(result):
@@ -23,6 +28,76 @@ def test_each_gap_kind_is_found_and_controls_are_clean(korrigo):
         assert result['gap_counts']['unpaired_lock'] == 0 and result['gap_counts']['missing_lock'] == 0
     else:
         assert result['gap_counts']['missing_lock'] == 1 and result['gap_counts']['unpaired_unlock'] == 1
+
+
+def test_expected_events_follow_the_creation_path(korrigo):
+    seeded = korrigo.seed('audit')
+    result = korrigo.run('audit_trail')
+    assert result.get('failed') is not True, result
+    found = gaps_by_copy(result)
+    # Every copy counted by how it came into being, exactly as seeded.
+    assert result['copies_by_creation_path'] == seeded['copies_by_creation_path']
+    assert sum(result['copies_by_creation_path'].values()) == result['copies_checked']
+    assert result['copies_by_creation_path']['batch'] > result['copies_checked'] // 2
+    assert result['copies_by_creation_path']['individual'] == (2 if korrigo.version == 'head' else 0)
+    # Batch, individual and merged copies have no IMPORT event and are never reported for it.
+    for group in NOT_IMPORTED_CONTROLS:
+        for copy_id in seeded['%s_copy_ids' % group]:
+            assert copy_id not in found, (group, found[copy_id])
+    assert [g['creation_path'] for g in result['gaps'] if g['kind'] == 'missing_import'] == ['import']
+    # An import_pdf copy without its IMPORT event is a gap, with the rule it broke.
+    noimport = [g for g in result['gaps'] if g['copy_id'] in seeded['noimport_copy_ids']]
+    assert [(g['kind'], g['creation_path'], g['rule']) for g in noimport] == [
+        ('missing_import', 'import', 'import_pdf copies have an IMPORT event')]
+    novalidate = [g for g in result['gaps'] if g['copy_id'] in seeded['novalidate_copy_ids']]
+    assert [(g['kind'], g['creation_path'], g['rule']) for g in novalidate] == [
+        ('missing_validate', 'import', 'import_pdf copies past STAGING were validated by a person (VALIDATE)')]
+    assert all(g['rule'] and g['creation_path'] in ('batch', 'individual', 'import', 'merge') for g in result['gaps'])
+
+
+def test_batch_copy_without_validate_is_a_gap_on_8f16b75_only(korrigo):
+    seeded = korrigo.seed('audit')
+    result = korrigo.run('audit_trail')
+    batch = [g for g in result['gaps'] if g['copy_id'] in seeded['batchnovalidate_copy_ids']]
+    if korrigo.version == 'head':  # the batch upload auto-validates: validated_at set, no VALIDATE event
+        assert batch == []
+        assert result['gap_counts']['missing_validate'] == 1
+    else:  # a person validated 8f16b75 batch copies
+        assert [(g['kind'], g['creation_path'], g['status'], g['rule']) for g in batch] == [
+            ('missing_validate', 'batch', 'READY',
+             '8f16b75 batch copies past STAGING were validated by a person (VALIDATE)')]
+        assert result['gap_counts']['missing_validate'] == 2
+
+
+def test_individual_copy_past_staging_must_have_validate(korrigo_head):
+    seeded = korrigo_head.seed('audit')
+    stuck, moved = seeded['individual_copy_ids']
+    merged = seeded['merged_copy_ids'][0]
+    # An individual upload only leaves STAGING through validate_copy; a merge never has VALIDATE.
+    korrigo_head.query("UPDATE exams_copy SET status = 'READY' WHERE id = %s RETURNING id", (moved,))
+    korrigo_head.query("UPDATE exams_copy SET status = 'GRADED' WHERE id = %s RETURNING id", (merged,))
+    result = korrigo_head.run('audit_trail')
+    found = dict((g['copy_id'], g) for g in result['gaps'] if g['kind'] == 'missing_validate')
+    assert stuck not in gaps_by_copy(result)
+    assert found[moved]['creation_path'] == 'individual' and found[moved]['status'] == 'READY'
+    assert 'validate_copy' in found[moved]['rule']
+    assert gaps_by_copy(result)[merged] == ['missing_finalize']  # merged: no IMPORT/VALIDATE expected
+    assert result['copies_by_creation_path'] == seeded['copies_by_creation_path']
+
+
+def test_sql_and_python_creation_path_rules_agree(korrigo):
+    korrigo.seed('baseline')
+    korrigo.seed('audit')
+    rows = korrigo.query(
+        "SELECT c.pdf_source, c.status, c.validated_at, " + CREATION_PATH_SQL + " AS creation_path,"
+        " EXISTS (SELECT 1 FROM grading_gradingevent e WHERE e.copy_id = c.id AND e.action = 'IMPORT') AS has_import"
+        " FROM exams_copy c WHERE %(always)s", {'always': True})
+    assert len(rows) > 30
+    for row in rows:
+        assert row['creation_path'] == creation_path_of(row['pdf_source'], row['has_import'], row['status'],
+                                                        row['validated_at']), row
+    assert set(row['creation_path'] for row in rows) == (
+        {'batch', 'individual', 'import', 'merge'} if korrigo.version == 'head' else {'batch', 'import', 'merge'})
 
 
 def test_normal_repeats_are_counted_not_reported(korrigo):
@@ -68,8 +143,15 @@ def test_notes_are_recorded_once_per_gap_and_never_as_grading_events(korrigo):
         noted.setdefault(row['resource_id'], []).append(row['metadata']['gap'])
         assert row['username'] == 'korrigo-ops' and row['metadata']['run_by'] == 'korrigo-ops'
         assert row['metadata']['missing']
+        assert row['metadata']['creation_path'] in ('batch', 'import') and row['metadata']['rule']
     assert dict((k, sorted(v)) for k, v in noted.items()) == \
         dict((k, sorted(v)) for k, v in seeded['expected_gaps'].items())
+    # No note for the copies created without import_pdf that merely lack IMPORT (or VALIDATE on HEAD).
+    not_imported = [c for group in NOT_IMPORTED_CONTROLS for c in seeded['%s_copy_ids' % group]]
+    if korrigo.version == 'head':
+        not_imported += seeded['batchnovalidate_copy_ids']
+    assert not set(noted) & set(not_imported)
+    assert len(rows) == n_gaps
     assert korrigo.scalar("SELECT count(*) FROM grading_gradingevent") == events_before
 
     checksums = korrigo.checksums()

@@ -130,7 +130,8 @@ def test_copy_status_leaves_a_recent_in_progress_copy_and_resets_retries_when_as
     recent = korrigo_head.run('copy_status', copy_ids=[died], stale_after_minutes=600)
     assert recent['changed'] is False and 'still be running' in recent['skipped'][0]['reason']
     reset = korrigo_head.run('copy_status', copy_ids=[failed], reset_retries=True)
-    assert reset['count'] == 1 and reset['actions'][0]['after'] == {'status': 'GRADING_FAILED', 'grading_retries': 0}
+    assert reset['count'] == 1 and reset['actions'][0]['after'] == \
+        {'status': 'GRADING_FAILED', 'grading_retries': 0, 'locked_by_id': None}
 
 
 @pytest.fixture
@@ -182,13 +183,25 @@ def test_repaired_copies_finalize_on_both_versions(korrigo):
                   for c in seeded['%s_copy_ids' % group]]
     assert korrigo.run('annotation_bounds', copy_ids=seeded['out_of_bounds_copy_ids'])['count'] == 3
     assert korrigo.run('copy_status', copy_ids=seeded['worker_died_copy_ids'])['count'] == 1
+    if korrigo.version == '8f16b75':
+        # 8f16b75's finalize wants the finalizing user's lock, or locked_by with no lock row: "Lock required."
+        with pytest.raises(finalize.FinalizeRejected, match='Lock required'):
+            finalize.finalize_copy(korrigo.conn, repairable[0], ops, version=korrigo.version,
+                                   media_root=seeded['media_root'])
+    claimed = korrigo.run('copy_status', copy_ids=repairable, claim_for_remediation_user=True)
+    assert claimed.get('failed') is not True, claimed
+    assert claimed['count'] == (len(repairable) if korrigo.version == '8f16b75' else 0)
+    again = korrigo.run('copy_status', copy_ids=repairable, claim_for_remediation_user=True)
+    assert again['changed'] is False
     outcomes = [finalize.finalize_copy(korrigo.conn, copy_id, ops, version=korrigo.version,
                                        media_root=seeded['media_root'])['status'] for copy_id in repairable]
     assert outcomes == ['GRADED'] * len(repairable)
+    assert korrigo.scalar("SELECT count(*) FROM exams_copy WHERE id = ANY(%s::uuid[]) AND locked_by_id IS NOT NULL",
+                          (repairable,)) == 0
     # As the teacher with two failures on record, Korrigo's get_or_create would still fail.
     teacher = seeded['users']['prof.martin']
-    korrigo.query("UPDATE exams_copy SET status = 'GRADING_FAILED' WHERE id = %s RETURNING id",
-                  (seeded['same_actor_copy_ids'][0],))
+    korrigo.query("UPDATE exams_copy SET status = 'GRADING_FAILED', locked_by_id = %s WHERE id = %s RETURNING id",
+                  (teacher, seeded['same_actor_copy_ids'][0]))
     again = finalize.finalize_copy(korrigo.conn, seeded['same_actor_copy_ids'][0], teacher, version=korrigo.version,
                                    media_root=seeded['media_root'])
     assert again['status'] == 'GRADING_FAILED' and 'more than one GradingEvent' in again['detail']
@@ -236,3 +249,16 @@ def test_a_copy_without_page_images_is_named_no_pages(korrigo):
                   " WHERE cb.booklet_id = b.id AND cb.copy_id = %s RETURNING b.id", (copy_id,))
     facts = korrigo.run('korrigo_facts', gather_subset=['finalizations'])['ansible_facts']['korrigo']['finalizations']
     assert dict((c['copy_id'], c['cause']) for c in facts['copies'])[copy_id] == 'no_pages'
+
+
+def test_claiming_on_8f16b75_skips_a_copy_that_holds_a_lock(korrigo):
+    seeded = korrigo.seed('finalization')
+    copy_id = seeded['unknown_copy_ids'][0]
+    korrigo.query("INSERT INTO grading_copylock (token, locked_at, expires_at, copy_id, owner_id)"
+                  " VALUES (gen_random_uuid(), now() - interval '2 hours', now() - interval '1 hour', %s, %s)"
+                  " RETURNING id", (copy_id, seeded['users']['prof.martin']))
+    result = korrigo.run('copy_status', copy_ids=[copy_id], claim_for_remediation_user=True)
+    if korrigo.version == '8f16b75':
+        assert result['changed'] is False and 'release it first' in result['skipped'][0]['reason']
+    else:
+        assert result['changed'] is False and result['skipped'][0]['reason'] == 'already finalizable'

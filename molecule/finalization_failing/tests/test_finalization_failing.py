@@ -2,7 +2,9 @@
 # Copyright: korrigo.ops contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """After retry_failed_finalizations.yml: every repairable copy is GRADED by Korrigo's own finalize, with a
-final PDF carrying its annotations; the copy whose PDF is missing and the GRADED control are untouched.
+final PDF carrying its annotations (built from its page images: most copies are batch uploads with an empty
+pdf_source); the copies whose page images are missing or unreadable, the merged copy and the GRADED control are
+untouched; the READY copy's out-of-bounds box is clamped before its first finalize.
 
 Fixtures (db, seeded, snapshots, uuid_array) come from molecule/shared/korrigo_molecule.py.
 """
@@ -58,8 +60,17 @@ def test_no_annotation_was_lost(db, finalization, uuid_array):
     assert db.scalar("SELECT count(*) FROM grading_annotation WHERE copy_id = ANY(%s)" % ids) == 6
     assert db.scalar("SELECT count(*) FROM grading_annotation WHERE copy_id = ANY(%s) "
                      "AND (x + w > 1 OR y + h > 1 OR 'NaN'::float8 IN (x, y, w, h))" % ids) == 0
-    # The border control needed no fix: only the 3 out-of-bounds boxes were clamped.
-    assert db.scalar("SELECT count(*) FROM grading_gradingevent WHERE action = 'UPDATE_ANN'") == 3
+    # The border control needed no fix: the 3 out-of-bounds boxes of failed copies and, as prevention, the one of
+    # the READY copy were clamped.
+    assert db.scalar("SELECT count(*) FROM grading_gradingevent WHERE action = 'UPDATE_ANN'") == 4
+    ready = uuid_array(finalization['ready_oob_copy_ids'])
+    assert db.scalar("SELECT count(*) FROM grading_annotation WHERE copy_id = ANY(%s) AND x + w > 1" % ready) == 0
+    assert db.scalar("SELECT count(*) FROM exams_copy WHERE id = ANY(%s) AND status = 'READY'" % ready) == 1
+
+
+def test_repaired_copies_are_mostly_batch_uploads(db, repairable, uuid_array):
+    assert db.scalar("SELECT count(*) FROM exams_copy WHERE id = ANY(%s) AND pdf_source = ''"
+                     % uuid_array(repairable)) == len(repairable) - 1
 
 
 def test_refinalized_as_the_remediation_user(db, seeded, finalization, uuid_array):
@@ -69,7 +80,7 @@ def test_refinalized_as_the_remediation_user(db, seeded, finalization, uuid_arra
                      "AND actor_id = %d AND metadata ->> 'success' IS NULL" % (same_actor, ops)) == 1
 
 
-def test_missing_pdf_and_graded_copies_are_untouched(db, snapshots):
+def test_copies_needing_a_human_and_controls_are_untouched(db, snapshots):
     untouched = snapshots['untouched_copies']
-    assert len(untouched['rows']) == 2
+    assert len(untouched['rows']) == 4
     assert db.rows(untouched['query']) == untouched['rows']

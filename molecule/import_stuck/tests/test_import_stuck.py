@@ -83,10 +83,27 @@ def test_one_import_event_by_korrigo_ops_per_valid_copy(db, incident, uuid_array
     rows = db.rows("SELECT e.copy_id::text AS copy_id, e.metadata FROM grading_gradingevent e "
                    "  JOIN auth_user u ON u.id = e.actor_id "
                    " WHERE e.action = 'IMPORT' AND u.username = '%s'" % ACTOR)
-    assert sorted(r['copy_id'] for r in rows) == sorted(incident['valid_copy_ids'])
+    assert sorted(r['copy_id'] for r in rows) == sorted(incident['importable_copy_ids'])
+    pages = dict((c, 3) for c in incident['valid_copy_ids'])
+    pages.update((c, 2) for c in incident.get('individual_copy_ids', []))
     for row in rows:
-        assert row['metadata'] == {'filename': row['metadata']['filename'], 'pages': 3}
+        assert row['metadata'] == {'filename': row['metadata']['filename'], 'pages': pages[row['copy_id']]}
         assert row['metadata']['filename'].endswith('.pdf')
+
+
+def test_individual_uploads_are_rasterized_from_their_own_pdf(db, incident, uuid_array):
+    ids = incident.get('individual_copy_ids', [])
+    rows = pages_of(db, uuid_array(ids)) if ids else []
+    assert sorted(r['copy_id'] for r in rows) == sorted(ids)
+    for row in rows:
+        assert row['status'] == 'STAGING' and not row['anonymous_id'].startswith('IMPORT-')
+        assert row['pages_images'] == ['copies/pages/%s/p%03d.png' % (row['copy_id'], k) for k in range(2)]
+
+
+def test_batch_upload_copies_are_untouched(db, snapshots):
+    before = snapshots['batch_copies']
+    assert len(before['rows']) == 4 and all(r['pdf_source'] == '' for r in before['rows'])
+    assert db.rows(before['query']) == before['rows']
 
 
 @pytest.mark.parametrize('group,verdict', [('corrupted', 'corrupted'), ('encrypted', 'encrypted'),
@@ -134,7 +151,8 @@ def test_orphaned_page_directories_are_reported_not_removed(incident, host):
 
 
 def test_no_stuck_copy_is_left_but_the_flagged_ones(db, incident, uuid_array):
-    bad = incident['corrupted_copy_ids'] + incident['encrypted_copy_ids'] + incident['missing_copy_ids']
+    # The individual upload of a minute ago is not stuck yet (import_stuck_stuck_after_minutes).
+    bad = incident['flagged_copy_ids'] + incident.get('individual_fresh_copy_ids', [])
     stuck = db.rows("SELECT c.id::text AS copy_id FROM exams_copy c WHERE c.status = 'STAGING' AND NOT EXISTS "
                     "(SELECT 1 FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id "
                     " WHERE cb.copy_id = c.id AND jsonb_array_length(b.pages_images) > 0)")

@@ -3,7 +3,8 @@
 One transaction with ``SELECT ... FOR UPDATE`` on the copy:
 
 * a GRADED copy is rejected ("Copy already finalized"), and so is any status the version's finalize does
-  not accept (HEAD: READY, GRADING_FAILED; 8f16b75: LOCKED, GRADING_FAILED, with a valid lock);
+  not accept (HEAD: READY, GRADING_FAILED; 8f16b75: LOCKED, GRADING_FAILED, and there the finalizing user must
+  own a valid lock row with its token or, with no lock row, be the copy's ``locked_by``: "Lock required.");
 * status GRADING_IN_PROGRESS, ``grading_retries`` + 1, annotations drawn onto the booklets' page images (in
   ``start_page`` order; ``pdf_source`` is never read) into ``copies/final/copy_<id>_corrected.pdf`` (skipped when
   ``final_pdf`` is already set);
@@ -129,13 +130,26 @@ def _get_or_create_finalize_event(cur, copy_id, actor_id, metadata):
                     (str(uuid.uuid4()), json.dumps(metadata), actor_id, copy_id))
 
 
-def _check_lock(cur, copy_id, lock_token):
-    cur.execute("SELECT token::text, expires_at > now() FROM grading_copylock WHERE copy_id = %s", (copy_id,))
+def _check_lock(cur, copy_id, user_id, lock_token, locked_by):
+    """8f16b75: the finalizing user must own a valid lock row (with its token) or, with no lock row at all, be the
+    copy's locked_by - for GRADING_FAILED copies too."""
+    cur.execute("SELECT token::text, expires_at > now(), owner_id FROM grading_copylock WHERE copy_id = %s FOR UPDATE",
+                (copy_id,))
     row = cur.fetchone()
-    if row is None or not row[1]:
-        raise FinalizeRejected("Copy is not locked (a valid lock is required to finalize)")
-    if lock_token and row[0] != str(lock_token):
-        raise FinalizeRejected("Invalid lock token")
+    if row is None:
+        if locked_by != user_id:
+            raise FinalizeRejected("Lock required.")
+        return False
+    token, valid, owner = row
+    if not valid:
+        raise FinalizeRejected("Lock expired.")
+    if owner != user_id:
+        raise FinalizeRejected("Copy is locked by another user.")
+    if not lock_token:
+        raise FinalizeRejected("Missing lock token.")
+    if token != str(lock_token):
+        raise FinalizeRejected("Invalid lock token.")
+    return True
 
 
 def finalize_copy(conn, copy_id, user_id, lock_token=None, version=None, media_root=None):
@@ -143,18 +157,20 @@ def finalize_copy(conn, copy_id, user_id, lock_token=None, version=None, media_r
     version = version or common.detect_schema_version(conn)
     media_root = media_root or common.media_root()
     with common.transaction(conn) as cur:
-        cur.execute("SELECT id::text, status, pdf_source, final_pdf FROM exams_copy WHERE id = %s FOR UPDATE",
-                    (copy_id,))
+        cur.execute("SELECT id::text, status, pdf_source, final_pdf, locked_by_id FROM exams_copy WHERE id = %s"
+                    " FOR UPDATE", (copy_id,))
         row = cur.fetchone()
         if row is None:
             raise FinalizeRejected("Copy %s does not exist" % copy_id)
-        copy = dict(zip(("id", "status", "pdf_source", "final_pdf"), row))
+        copy = dict(zip(("id", "status", "pdf_source", "final_pdf", "locked_by_id"), row))
         if copy["status"] == "GRADED":
             raise FinalizeRejected("Copy already finalized")
         if copy["status"] not in FINALIZE_ACCEPTS[version]:
             raise FinalizeRejected("Cannot finalize copy in status %s" % copy["status"])
-        if version == "8f16b75" and copy["status"] == "LOCKED":
-            _check_lock(cur, copy_id, lock_token)
+        if version == "8f16b75":
+            if _check_lock(cur, copy_id, int(user_id), lock_token, copy["locked_by_id"]):
+                cur.execute("DELETE FROM grading_copylock WHERE copy_id = %s", (copy_id,))
+            cur.execute("UPDATE exams_copy SET locked_at = NULL, locked_by_id = NULL WHERE id = %s", (copy_id,))
         cur.execute("UPDATE exams_copy SET status = 'GRADING_IN_PROGRESS', grading_retries = grading_retries + 1 "
                     "WHERE id = %s RETURNING grading_retries", (copy_id,))
         retries = cur.fetchone()[0]

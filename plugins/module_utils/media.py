@@ -4,8 +4,8 @@
 """Korrigo's MEDIA_ROOT as the modules see it: where it is, what stays inside it, how full its filesystem is.
 
 One place decides whether a path is inside the media root (symlinks resolved), and one place finds the media
-root from the compose stack (the bind mount of ``/app/media`` in the ``backend`` container) or the Docker
-containers of a compose service (labels ``com.docker.compose.project`` / ``com.docker.compose.service``, which
+root from the compose stack (the bind mount of ``/app/media`` in the ``backend`` container, found through
+worker.py's Docker helpers by the labels ``com.docker.compose.project`` / ``com.docker.compose.service``, which
 Compose v1 and v2 both set).
 """
 
@@ -14,18 +14,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import traceback
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
-
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    HAS_DOCKER = True
-except ImportError:
-    docker = None
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
+# The Docker client and compose containers have one home, worker.py; the media root is found through them.
+from ansible_collections.korrigo.ops.plugins.module_utils.worker import docker_client, service_containers
 
 CONTAINER_MEDIA_ROOT = '/app/media'
 
@@ -38,27 +30,6 @@ def korrigo_media_argument_spec():
         media_service=dict(type='str', default='backend'),
         docker_host=dict(type='str'),
     )
-
-
-def docker_client(docker_host=None):
-    if not HAS_DOCKER:
-        raise KorrigoError("the docker Python library (Docker SDK) is required on the host running this module "
-                           "(pip install docker)", exception=DOCKER_IMPORT_ERROR)
-    try:
-        client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-        client.ping()
-    except Exception as err:  # docker.errors.DockerException and transport errors
-        raise KorrigoError("cannot reach the Docker daemon%s: %s" % (' at %s' % docker_host if docker_host else '', err))
-    return client
-
-
-def service_containers(client, project, service):
-    """Containers of a compose service, running or not, found by the labels both Compose versions set."""
-    labels = ['com.docker.compose.project=%s' % project, 'com.docker.compose.service=%s' % service]
-    try:
-        return sorted(client.containers.list(all=True, filters={'label': labels}), key=lambda c: c.name)
-    except Exception as err:
-        raise KorrigoError("listing the containers of %s/%s failed: %s" % (project, service, err))
 
 
 def discover_media_root(project, service='backend', docker_host=None, container_path=CONTAINER_MEDIA_ROOT):

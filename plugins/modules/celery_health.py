@@ -15,24 +15,49 @@ version_added: 0.1.0
 description:
   - Pings the workers through the broker (Celery's remote control, as C(celery inspect ping) does), asks each one
     what it runs (C(active)) and holds (C(reserved)), and reads the backlog (C(LLEN celery)). Reports per worker
-    and overall (RV(healthy) - at least one worker answers).
-  - With O(state=started), starts the worker when none answers and its container (or systemd unit) is not running.
+    and overall (RV(healthy) - at least one worker answers). Diagnosis needs only the broker (Redis) - no
+    Docker daemon, no systemd - so it runs from any controller (AWX included) that reaches Redis.
+  - With O(state=started), starts the worker when none answers and it is not running.
     With O(state=restarted), restarts it when no worker answers, or always with O(restart_policy=always).
     Then waits until a worker answers, up to O(wait_timeout) seconds, and fails saying what it saw otherwise.
-  - The worker is the compose service's container, found by its C(com.docker.compose.project) and
-    C(com.docker.compose.service) labels (Compose v1 and v2 alike, whatever the container is called), or a
-    systemd unit (O(systemd_unit)).
+  - The worker's manager (O(manager)) is contacted only then - when it must act - never to diagnose. V(compose)
+    acts on the compose service's containers, found by their C(com.docker.compose.project) and
+    C(com.docker.compose.service) labels (Compose v1 and v2 alike, whatever the container is called); V(systemd) on a
+    systemd unit (O(systemd_unit)); V(none) changes nothing and returns the step to do by hand in RV(manual_action)
+    (C(changed=false), not failed).
+  - When the manager must act but cannot be reached (no Docker socket, Docker SDK missing, C(systemctl) missing or
+    the unit unknown), the module fails with a message naming the manager and the manual step; nothing is changed.
+  - Before acting, the container or unit is confirmed to be the worker of B(this) broker, else the module refuses
+    (nothing changed). The worker's broker URL is read from its command line (C(-b)/C(--broker)) or environment
+    (C(CELERY_BROKER_URL), then C(BROKER_URL); a container's C(Config.Env), a unit's C(Environment=) and
+    C(EnvironmentFile=) as C(systemctl show) reports them) and must equal O(worker_broker_url) once normalised -
+    scheme, host (C(localhost), C(127.0.0.0/8) and C(::1) are one loopback), port (default 6379) and database
+    (default 0); credentials and other options are ignored.
+  - A loopback broker URL designates the module host's Redis only when the worker shares the module host's
+    network - a systemd unit does, a container does with C(network_mode=host) on a local Docker daemon. For a
+    container with its own network (or on a remote daemon), that match is accepted only when O(worker_broker_url)
+    is set explicitly, or when the container's Celery node name (C(-n)/C(--hostname), default C(celery@%h) with
+    the container's host name) answered through the broker. A worker whose broker URL cannot be read is accepted
+    only on that node-name match. A compose project that merely has the same name on the Docker daemon is
+    never touched.
   - When the broker does not answer, nothing is started or restarted (a worker cannot be reached or confirmed
     without it) and the module fails with O(state) set, or reports RV(broker.reachable=false) without it.
-  - Check mode reports what would be started or restarted and does nothing.
 author:
   - korrigo.ops maintainers (!UNKNOWN)
 options:
   broker_url:
     description:
-      - Korrigo's C(CELERY_BROKER_URL), for example C(redis://127.0.0.1:6379/0).
+      - Korrigo's C(CELERY_BROKER_URL) as the host running this module reaches it, for example
+        C(redis://127.0.0.1:6379/0). It may carry a password, so it is never logged.
     type: str
     required: true
+  worker_broker_url:
+    description:
+      - The broker URL as the worker sees it, compared with the worker's own C(CELERY_BROKER_URL) before acting on
+        it. Set it when the worker reaches Redis by another name, for example C(redis://redis:6379/0) with a compose
+        service name, while O(broker_url) is C(redis://127.0.0.1:6379/0) on the host.
+      - Default - O(broker_url) (then a loopback URL only matches a worker sharing this host's network).
+    type: str
   queue:
     description:
       - Queue whose backlog is measured (Korrigo uses the default queue only).
@@ -41,7 +66,7 @@ options:
   state:
     description:
       - V(started) - make sure a worker runs; V(restarted) - restart it (see O(restart_policy)).
-      - Not set - only report.
+      - Not set - only report (the manager is never contacted).
     type: str
     choices: [ started, restarted ]
   restart_policy:
@@ -51,9 +76,18 @@ options:
     type: str
     default: if_unhealthy
     choices: [ if_unhealthy, always ]
+  manager:
+    description:
+      - How the worker is acted on when it must be - V(compose) (its O(compose_project)/O(compose_service)
+        containers through the Docker daemon), V(systemd) (O(systemd_unit) through C(systemctl) on the host running
+        this module) or V(none) (nothing is acted on; RV(manual_action) says what to do by hand).
+      - Default - V(compose) when O(compose_project) is set, V(systemd) when O(systemd_unit) is set; with neither,
+        O(state) cannot be set.
+    type: str
+    choices: [ compose, systemd, none ]
   compose_project:
     description:
-      - docker-compose project of Korrigo; the worker is its O(compose_service) container.
+      - docker-compose project of Korrigo; the worker is its O(compose_service) container (O(manager=compose)).
     type: str
   compose_service:
     description:
@@ -62,11 +96,11 @@ options:
     default: celery
   systemd_unit:
     description:
-      - systemd unit of the worker, instead of a compose service.
+      - systemd unit of the worker (O(manager=systemd)).
     type: str
   docker_host:
     description:
-      - Docker daemon URL; default from the environment.
+      - Docker daemon URL (O(manager=compose)); default from the environment (C(DOCKER_HOST)) or the local socket.
     type: str
   ping_timeout:
     description:
@@ -78,18 +112,33 @@ options:
       - Seconds to wait for a worker to answer after starting or restarting it.
     type: int
     default: 90
-extends_documentation_fragment:
-  - korrigo.ops.korrigo.attributes_remediation
+attributes:
+  check_mode:
+    description:
+      - Diagnoses as usual and, when a start or restart is due, contacts the manager read-only (state and identity
+        of the worker, so a refusal shows in the dry run) but does not act and does not wait; reports the action
+        that would be taken.
+    support: full
+  diff_mode:
+    description:
+      - Shows the worker's running state and the number of answering workers before and after an action; not the
+        containers' or unit's configuration.
+    support: partial
+  idempotent:
+    description:
+      - With O(restart_policy=if_unhealthy), a second run against a healthy worker changes nothing;
+        O(restart_policy=always) restarts every run.
+    support: partial
 notes:
   - C(diff_mode) shows the worker's running state and answering workers before and after.
 requirements:
-  - celery and redis Python libraries; the Docker SDK (C(docker)) with O(compose_project).
+  - celery and redis Python libraries; the Docker SDK (C(docker)) only when O(manager=compose) must act.
 seealso:
   - module: korrigo.ops.celery_task
 '''
 
 EXAMPLES = r'''
-- name: How are the workers?
+- name: How are the workers? (the broker only, from any controller)
   korrigo.ops.celery_health:
     broker_url: redis://127.0.0.1:6385/0
   register: celery
@@ -97,20 +146,42 @@ EXAMPLES = r'''
 - name: Start the worker if it is down, wait until it answers
   korrigo.ops.celery_health:
     broker_url: "{{ korrigo_broker_url }}"
+    manager: compose
     compose_project: korrigo
     state: started
+
+- name: The worker runs in compose's own network and reaches Redis as "redis"
+  korrigo.ops.celery_health:
+    broker_url: redis://127.0.0.1:6385/0
+    worker_broker_url: redis://redis:6379/0
+    manager: compose
+    compose_project: korrigo
+    state: restarted
 
 - name: Restart a worker that runs but no longer answers
   korrigo.ops.celery_health:
     broker_url: "{{ korrigo_broker_url }}"
+    manager: systemd
     systemd_unit: korrigo-celery.service
     state: restarted
     restart_policy: if_unhealthy
+
+- name: From AWX (no Docker, no systemd here) - say what to restart, change nothing
+  korrigo.ops.celery_health:
+    broker_url: "{{ korrigo_broker_url }}"
+    manager: none
+    state: restarted
+  register: celery
+
+- name: Tell a human
+  ansible.builtin.debug:
+    msg: "{{ celery.manual_action }}"
+  when: celery.manual_action
 '''
 
 RETURN = r'''
 healthy:
-  description: True when at least one worker answers the ping.
+  description: True when at least one worker answers the ping (after the action, when there was one).
   returned: always
   type: bool
 workers:
@@ -154,10 +225,29 @@ broker:
       description: Why the broker did not answer; null when it did.
       returned: always
       type: str
+manager:
+  description: The manager in effect (V(compose), V(systemd), V(none)); null when only reporting without one.
+  returned: always
+  type: str
+manual_action:
+  description:
+    - What to do by hand when a start or restart is due and O(manager=none) (also in the failure result when the
+      manager cannot be reached or the worker is refused); null when nothing is due.
+  returned: always
+  type: str
+  sample: "restart the Celery worker of broker redis://127.0.0.1:6385 db 0: no worker answers"
 service:
-  description: The worker's containers (C(name), C(id), C(status)) or systemd unit (C(unit), C(active)) before any action.
-  returned: when compose_project or systemd_unit is set
+  description:
+    - The worker's containers (C(name), C(id), C(status)) or systemd unit (C(unit), C(active)) before any action.
+    - Only when the manager was contacted, that is when it had to act.
+  returned: when the manager was contacted
   type: dict
+identity:
+  description: How each container or unit acted on was confirmed to be this broker's worker.
+  returned: when the manager was contacted to act
+  type: list
+  elements: dict
+  sample: [{name: korrigo_celery_1, confirmed_by: "broker redis://127.0.0.1:56379 db 0 (environment CELERY_BROKER_URL)"}]
 action:
   description: What was (or would be in check mode) done - C(none), C(started) or C(restarted).
   returned: always
@@ -174,8 +264,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.broker import broker_client, celery_app, redis
 from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
-from ansible_collections.korrigo.ops.plugins.module_utils.media import docker_client, service_containers
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.worker import MANAGERS, redact_url, worker_manager
 
 
 def broker_state(url, queue):
@@ -219,73 +309,6 @@ def inspect_workers(url, timeout):
     return workers
 
 
-class WorkerService(object):
-    """The worker's compose containers or systemd unit."""
-
-    def __init__(self, module):
-        self.module = module
-        params = module.params
-        self.project = params['compose_project']
-        self.service = params['compose_service']
-        self.unit = params['systemd_unit']
-        self.client = docker_client(params['docker_host']) if self.project else None
-
-    def containers(self):
-        containers = service_containers(self.client, self.project, self.service)
-        if not containers:
-            raise KorrigoError("no container of compose service %s/%s (labels com.docker.compose.project=%s, "
-                               "com.docker.compose.service=%s): create it with docker-compose up first"
-                               % (self.project, self.service, self.project, self.service))
-        return containers
-
-    def describe(self):
-        if self.project:
-            return {'kind': 'compose', 'project': self.project, 'service': self.service,
-                    'containers': [{'name': c.name, 'id': c.short_id, 'status': c.status} for c in self.containers()]}
-        rc, out, _err = self.module.run_command(['systemctl', 'is-active', self.unit])
-        return {'kind': 'systemd', 'unit': self.unit, 'active': out.strip() == 'active'}
-
-    @staticmethod
-    def running(description):
-        if description['kind'] == 'compose':
-            return any(c['status'] == 'running' for c in description['containers'])
-        return description['active']
-
-    def act(self, action):
-        if self.project:
-            for container in self.containers():
-                try:
-                    if action == 'restarted':
-                        container.restart(timeout=10)
-                    elif container.status != 'running':
-                        container.start()
-                except Exception as err:
-                    raise KorrigoError("could not %s container %s: %s"
-                                       % ('restart' if action == 'restarted' else 'start', container.name, err))
-            return
-        verb = 'restart' if action == 'restarted' else 'start'
-        rc, _out, err = self.module.run_command(['systemctl', verb, self.unit])
-        if rc != 0:
-            raise KorrigoError("systemctl %s %s failed (rc=%d): %s" % (verb, self.unit, rc, err.strip()))
-
-    def logs(self, lines=15):
-        if not self.project:
-            rc, out, _err = self.module.run_command(['journalctl', '-u', self.unit, '-n', str(lines), '--no-pager'])
-            return out.strip().splitlines()[-lines:] if rc == 0 else []
-        tail = []
-        for container in self.containers():
-            try:
-                text = container.logs(tail=lines).decode('utf-8', 'replace')
-            except Exception:  # logs are a courtesy in an error message
-                continue
-            tail.extend('%s: %s' % (container.name, line) for line in text.strip().splitlines())
-        return tail[-lines:]
-
-    def close(self):
-        if self.client is not None:
-            self.client.close()
-
-
 def decide(state, policy, healthy, running):
     """The action state/restart_policy ask for, given what was seen."""
     if state == 'started':
@@ -295,10 +318,51 @@ def decide(state, policy, healthy, running):
     return 'none'
 
 
+def must_contact_manager(state, policy, healthy):
+    """Whether the manager is needed at all: only when an action may be due. Diagnosis never needs it."""
+    if state == 'restarted':
+        return policy == 'always' or not healthy
+    if state == 'started':
+        return not healthy  # is it stopped (start it) or running but silent (wait, then say so)?
+    return False
+
+
+def effective_manager(params):
+    """The manager the options name (explicit, or implied by compose_project / systemd_unit), validated."""
+    manager = params.get('manager')
+    project, unit, state = params.get('compose_project'), params.get('systemd_unit'), params.get('state')
+    if manager is None:
+        if project and unit:
+            raise KorrigoError("set compose_project or systemd_unit, not both (or choose with manager)")
+        manager = 'compose' if project else 'systemd' if unit else None
+    if manager == 'compose' and not project:
+        raise KorrigoError("manager=compose needs compose_project (the worker's compose project)")
+    if manager == 'systemd' and not unit:
+        raise KorrigoError("manager=systemd needs systemd_unit (the worker's unit)")
+    if state and manager is None:
+        raise KorrigoError("state=%s needs compose_project (manager=compose), systemd_unit (manager=systemd) or "
+                           "manager=none (report what to do by hand)" % state)
+    return manager
+
+
+def manual_step(params, manager, action, healthy):
+    """The sentence a person acts on when the module does not (manager=none, or the manager failed)."""
+    verb = 'start' if action == 'started' else 'restart'
+    reason = 'no worker answers' if not healthy else 'restart_policy=always asks for a restart'
+    how = ''
+    if params.get('compose_project') and manager in ('compose', 'none'):
+        how = ' (compose service %s/%s, e.g. docker compose -p %s %s %s)' % (
+            params['compose_project'], params['compose_service'], params['compose_project'], verb,
+            params['compose_service'])
+    elif params.get('systemd_unit') and manager in ('systemd', 'none'):
+        how = ' (systemctl %s %s)' % (verb, params['systemd_unit'])
+    return "%s the Celery worker of broker %s: %s%s" % (verb, redact_url(params['broker_url']), reason, how)
+
+
 def wait_for_worker(params, deadline):
     workers = []
     while True:
-        reachable, error, _length = broker_state(params['broker_url'], params['queue'])
+        reachable, _error, _length = broker_state(params['broker_url'], params['queue'])
         if reachable:
             workers = inspect_workers(params['broker_url'], params['ping_timeout'])
             if workers:
@@ -308,54 +372,8 @@ def wait_for_worker(params, deadline):
         time.sleep(1)
 
 
-def health(module):
-    params = module.params
-    state = params['state']
-    if params['compose_project'] and params['systemd_unit']:
-        raise KorrigoError("set compose_project or systemd_unit, not both")
-    if state and not (params['compose_project'] or params['systemd_unit']):
-        raise KorrigoError("state=%s needs compose_project (the worker's compose service) or systemd_unit" % state)
-    if params['ping_timeout'] <= 0 or params['wait_timeout'] < 0:
-        raise KorrigoError("ping_timeout must be positive and wait_timeout not negative")
-
-    reachable, error, queue_length = broker_state(params['broker_url'], params['queue'])
-    workers = inspect_workers(params['broker_url'], params['ping_timeout']) if reachable else []
-    service = WorkerService(module) if (params['compose_project'] or params['systemd_unit']) else None
-    try:
-        description = service.describe() if service else None
-        if state and not reachable:
-            raise KorrigoError("%s: the worker cannot be reached or confirmed without its broker, so nothing was "
-                               "started or restarted; bring Redis back first" % error, service=description)
-        running = WorkerService.running(description) if description else None
-        action = decide(state, params['restart_policy'], bool(workers), running)
-        waited = 0.0
-        if state == 'started' and action == 'none' and not workers and running and not module.check_mode:
-            # Running but silent: maybe still starting; give it the wait, then say what to do.
-            action_taken = 'none'
-        else:
-            action_taken = action
-        if action != 'none' and not module.check_mode:
-            service.act(action)
-        if state and not module.check_mode and (action != 'none' or not workers):
-            started = time.time()
-            workers = wait_for_worker(params, started + params['wait_timeout'])
-            waited = round(time.time() - started, 1)
-            if not workers:
-                after = service.describe()
-                hint = ('the container runs but its worker does not answer: use state=restarted'
-                        if action_taken == 'none' and WorkerService.running(after) else 'see its logs')
-                raise KorrigoError("no Celery worker answered within %ss after %s (%s)" % (
-                    params['wait_timeout'], 'starting it' if action != 'none' else 'checking', hint),
-                    service=after, logs=service.logs(), action=action)
-            reachable, error, queue_length = broker_state(params['broker_url'], params['queue'])
-    finally:
-        if service:
-            service.close()
-
-    before = {'running': running, 'workers_answering': 0 if action != 'none' else len(workers)}
-    result = {
-        'changed': action != 'none',
-        'action': action,
+def summary(workers, reachable, error, queue_length):
+    return {
         'healthy': bool(workers),
         'workers': workers,
         'workers_answering': len(workers),
@@ -363,24 +381,103 @@ def health(module):
         'reserved': sum(w['reserved'] for w in workers),
         'queue_length': queue_length,
         'broker': {'reachable': reachable, 'error': error},
-        'waited_seconds': waited,
-        'check_mode': module.check_mode,
     }
+
+
+def act_through_manager(module, manager, workers, intended, seen):
+    """Contact the manager, confirm the worker is ours, act (not in check mode) and wait. Returns
+    (action, description, identity, workers, waited). Every failure before acting says nothing was changed."""
+    params = module.params
+    worker_url = params['worker_broker_url'] or params['broker_url']
+    explicit = params['worker_broker_url'] is not None
+    healthy = bool(workers)
+    step = manual_step(params, manager, intended, healthy)
+    service = None
+    description, identity = None, []
+    try:
+        try:
+            service = worker_manager(manager, params, module.run_command, module.get_bin_path)
+            description = service.describe()
+            running = service.running(description)
+            action = decide(params['state'], params['restart_policy'], healthy, running)
+            if action != 'none':
+                identity = [{'name': name, 'confirmed_by': how} for name, how in
+                            service.confirm(worker_url, explicit, [w['name'] for w in workers])]
+                if not module.check_mode:
+                    service.act(action)
+        except KorrigoError as err:
+            details = dict(err.details, manager=manager, manual_action=step, action='none', changed=False, **seen)
+            if description is not None:
+                details['service'] = description
+            raise KorrigoError("manager=%s: %s; nothing was changed. Manual step: %s (or set manager=none to only "
+                               "report it)" % (manager, err.msg, step), **details)
+        waited = 0.0
+        if not module.check_mode and (action != 'none' or not workers):
+            started = time.time()
+            workers = wait_for_worker(params, started + params['wait_timeout'])
+            waited = round(time.time() - started, 1)
+            if not workers:
+                after = service.describe()
+                hint = ('the worker runs but does not answer: use state=restarted'
+                        if action == 'none' and service.running(after) else 'see its logs')
+                raise KorrigoError("no Celery worker answered within %ss after %s (%s)" % (
+                    params['wait_timeout'], 'starting it' if action != 'none' else 'checking', hint),
+                    service=after, logs=service.logs(), action=action, manager=manager, changed=action != 'none')
+        return action, description, identity, workers, waited, running
+    finally:
+        if service is not None:
+            service.close()
+
+
+def health(module):
+    params = module.params
+    state = params['state']
+    manager = effective_manager(params)
+    if params['ping_timeout'] <= 0 or params['wait_timeout'] < 0:
+        raise KorrigoError("ping_timeout must be positive and wait_timeout not negative")
+
+    # Diagnosis: the broker only.
+    reachable, error, queue_length = broker_state(params['broker_url'], params['queue'])
+    workers = inspect_workers(params['broker_url'], params['ping_timeout']) if reachable else []
+    if state and not reachable:
+        raise KorrigoError("%s: the worker cannot be reached or confirmed without its broker, so nothing was "
+                           "started or restarted; bring Redis back first" % error,
+                           manager=manager, **summary(workers, reachable, error, queue_length))
+
+    action, description, identity, manual, waited, running = 'none', None, None, None, 0.0, None
+    answering_before = len(workers)
+    if must_contact_manager(state, params['restart_policy'], bool(workers)):
+        intended = 'started' if state == 'started' else 'restarted'
+        if manager == 'none':
+            manual = manual_step(params, manager, intended, bool(workers))
+        else:
+            action, description, identity, workers, waited, running = act_through_manager(
+                module, manager, workers, intended, summary(workers, reachable, error, queue_length))
+            if not module.check_mode and (action != 'none' or waited):
+                reachable, error, queue_length = broker_state(params['broker_url'], params['queue'])
+
+    result = dict(summary(workers, reachable, error, queue_length), changed=action != 'none', action=action,
+                  manager=manager, manual_action=manual, waited_seconds=waited, check_mode=module.check_mode)
     if description is not None:
         result['service'] = description
+        result['identity'] = identity
     if module._diff and action != 'none':
-        result['diff'] = {'before': before, 'after': {'running': True, 'workers_answering': len(workers),
-                                                      'action': action}}
+        result['diff'] = {
+            'before': {'running': running, 'workers_answering': answering_before},
+            'after': {'running': True, 'workers_answering': len(workers), 'action': action},
+        }
     return result
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            broker_url=dict(type='str', required=True),
+            broker_url=dict(type='str', required=True, no_log=True),
+            worker_broker_url=dict(type='str', no_log=True),
             queue=dict(type='str', default='celery'),
             state=dict(type='str', choices=['started', 'restarted']),
             restart_policy=dict(type='str', default='if_unhealthy', choices=['if_unhealthy', 'always']),
+            manager=dict(type='str', choices=list(MANAGERS)),
             compose_project=dict(type='str'),
             compose_service=dict(type='str', default='celery'),
             systemd_unit=dict(type='str'),
@@ -388,7 +485,6 @@ def main():
             ping_timeout=dict(type='float', default=2.0),
             wait_timeout=dict(type='int', default=90),
         ),
-        mutually_exclusive=[('compose_project', 'systemd_unit')],
         supports_check_mode=True,
     )
     run_module(module, lambda: health(module))

@@ -1,15 +1,21 @@
-"""celery_health against the stack's real worker: ping, start/restart by compose labels, broker down, no answer."""
+"""celery_health against the stack's real worker: ping, start/restart by compose labels, broker down, no answer;
+diagnosis without Docker, manager none, an unreachable manager, identity refusal, the import_stuck role with
+korrigo_worker_manager=none. Every test leaves the worker container running and answering (others need it)."""
+import json
+import os
+import subprocess
 import time
 
 import docker
 import pytest
 
-from conftest import run_module
+from conftest import ROOT, VERSIONS, run_module
 
 BROKER = 'redis://127.0.0.1:56379/0'
 # A Redis database no worker listens on: the broker answers, no worker ever does (a misconfigured worker).
 SILENT_BROKER = 'redis://127.0.0.1:56379/9'
 DOWN_BROKER = 'redis://127.0.0.1:1/0'
+NO_DOCKER = 'unix:///nonexistent.sock'
 
 
 @pytest.fixture(name='celery_container')
@@ -17,14 +23,18 @@ def celery_container_fixture(stack):
     client = docker.from_env()
     labels = ['com.docker.compose.project=korrigo', 'com.docker.compose.service=celery']
     container = client.containers.list(all=True, filters={'label': labels})[0]
-    yield container
-    container.reload()
-    if container.status != 'running':
-        container.start()
-    deadline = time.time() + 60
-    while not run_module('celery_health', broker_url=BROKER)['healthy'] and time.time() < deadline:
-        time.sleep(1)
-    client.close()
+    try:
+        yield container
+    finally:
+        container.reload()
+        if container.status != 'running':
+            container.start()
+        deadline = time.time() + 90
+        while not run_module('celery_health', broker_url=BROKER)['healthy']:
+            if time.time() > deadline:
+                pytest.fail('the celery worker did not answer again within 90 s')
+            time.sleep(1)
+        client.close()
 
 
 def health(check_mode=False, **args):
@@ -76,8 +86,9 @@ def test_redis_down_is_reported_and_nothing_is_restarted(celery_container):
 
 
 def test_a_worker_that_never_answers_fails_with_what_was_seen(celery_container):
-    result = run_module('celery_health', broker_url=SILENT_BROKER, state='restarted', compose_project='korrigo',
-                        wait_timeout=5)
+    # The worker's own broker is stated (worker_broker_url), but we listen on a database it does not use.
+    result = run_module('celery_health', broker_url=SILENT_BROKER, worker_broker_url=BROKER, state='restarted',
+                        compose_project='korrigo', wait_timeout=5)
     assert result['failed'] and 'no Celery worker answered within 5s' in result['msg']
     assert result['service']['containers'][0]['status'] == 'running' and result['logs']
 
@@ -85,5 +96,126 @@ def test_a_worker_that_never_answers_fails_with_what_was_seen(celery_container):
 def test_bad_arguments(stack):
     assert 'needs compose_project' in run_module('celery_health', broker_url=BROKER, state='started')['msg']
     assert 'CELERY_BROKER_URL' in run_module('celery_health', broker_url='amqp://x')['msg']
-    result = run_module('celery_health', broker_url=BROKER, state='started', compose_project='no-such-project')
-    assert 'no container' in result['msg']
+    result = run_module('celery_health', broker_url=BROKER, state='restarted', restart_policy='always',
+                        compose_project='no-such-project')
+    assert 'manager=compose: no container' in result['msg']
+    assert 'manager=systemd needs systemd_unit' in run_module('celery_health', broker_url=BROKER,
+                                                              manager='systemd')['msg']
+
+
+# --- workers anywhere: the broker to diagnose, the manager only to act --------------------------------------
+
+@pytest.mark.parametrize('state', ['started', 'restarted'])
+def test_answering_workers_are_diagnosed_without_docker(celery_container, state):
+    """(a) manager=compose with no Docker daemon: the workers answer, so Docker is never contacted."""
+    result = health(state=state, manager='compose', compose_project='korrigo', docker_host=NO_DOCKER)
+    assert not result.get('failed'), result.get('msg')
+    assert result['healthy'] and result['changed'] is False and result['action'] == 'none'
+    assert result['manager'] == 'compose' and result['manual_action'] is None and 'service' not in result
+    assert result['workers'][0]['name'].startswith('celery@') and result['queue_length'] is not None
+
+
+def test_manager_none_then_unreachable_manager_with_the_worker_stopped(celery_container):
+    """(b) manager=none returns the manual step and changes nothing; (c) manager=compose without a reachable
+    Docker daemon fails naming the manager and the manual step, and changes nothing either."""
+    celery_container.stop(timeout=10)
+    result = health(state='restarted', manager='none', compose_project='korrigo')
+    assert not result.get('failed') and result['changed'] is False and result['action'] == 'none'
+    assert result['healthy'] is False and 'service' not in result
+    assert result['manual_action'].startswith(
+        'restart the Celery worker of broker redis://127.0.0.1:56379 db 0: no worker answers')
+    celery_container.reload()
+    assert celery_container.status == 'exited'
+
+    result = health(state='restarted', manager='compose', compose_project='korrigo', docker_host=NO_DOCKER)
+    assert result['failed'] and result['changed'] is False
+    assert result['msg'].startswith('manager=compose: cannot reach the Docker daemon at %s' % NO_DOCKER)
+    assert 'nothing was changed' in result['msg'] and 'Manual step: restart the Celery worker' in result['msg']
+    assert result['manual_action'].startswith('restart the Celery worker')
+    celery_container.reload()
+    assert celery_container.status == 'exited'
+
+
+def test_a_worker_of_another_broker_is_never_restarted(celery_container):
+    """(d) the compose project is found, but its worker's CELERY_BROKER_URL is not the stated worker_broker_url."""
+    started_at = celery_container.attrs['State']['StartedAt']
+    for check_mode in (True, False):
+        result = health(check_mode=check_mode, state='restarted', restart_policy='always', manager='compose',
+                        compose_project='korrigo', worker_broker_url='redis://127.0.0.1:56379/7')
+        assert result['failed'] and result['changed'] is False
+        assert 'refusing to act on compose service korrigo/celery' in result['msg']
+        assert "uses broker redis://127.0.0.1:56379 db 0 (environment CELERY_BROKER_URL), not " \
+               "redis://127.0.0.1:56379 db 7" in result['msg']
+        assert result['refused'] == [celery_container.name]
+    celery_container.reload()
+    assert celery_container.attrs['State']['StartedAt'] == started_at and celery_container.status == 'running'
+
+
+def test_restart_confirms_identity_by_broker_and_node(celery_container):
+    """(e) the normal compose restart, with how the container was confirmed to be ours."""
+    started_at = celery_container.attrs['State']['StartedAt']
+    result = health(state='restarted', restart_policy='always', manager='compose', compose_project='korrigo')
+    assert result['changed'] is True and result['healthy'] and result['action'] == 'restarted'
+    assert result['identity'][0]['name'] == celery_container.name
+    assert 'environment CELERY_BROKER_URL' in result['identity'][0]['confirmed_by']
+    assert 'answered' in result['identity'][0]['confirmed_by']  # its node name had answered through the broker
+    celery_container.reload()
+    assert celery_container.attrs['State']['StartedAt'] != started_at
+
+
+def run_import_stuck(tmp_path, *extra, **env):
+    environment = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+                       ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.cache', 'collections'), **env)
+    command = ['ansible-playbook', os.path.join(ROOT, 'playbooks', 'recover_stuck_imports.yml'),
+               '-i', os.path.join(ROOT, 'inventories', 'local'), '-e', 'korrigo_report_dir=%s' % tmp_path,
+               # Our own database (emptied), and no cleanup of the shared media root's temporary uploads.
+               '-e', json.dumps({'korrigo_db_name': VERSIONS['head'], 'import_stuck_clean_temp_uploads': False,
+                                 'import_stuck_drain_retries': 3, 'import_stuck_drain_delay': 1,
+                                 'import_stuck_worker_wait_timeout': 10})] + list(extra)
+    proc = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, check=False)
+    report_path = tmp_path / 'import_stuck-korrigo-local.json'
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    return proc, report
+
+
+@pytest.fixture(name='workers_db')
+def workers_db_fixture(request):
+    """The role runs on the HEAD test database, emptied (the developer's own with KORRIGO_TEST_DB_SUFFIX)."""
+    return request.getfixturevalue('korrigo_head')
+
+
+def test_import_stuck_role_with_manager_none_diagnoses_without_docker(celery_container, workers_db, tmp_path):
+    """The playbook from a controller without Docker: it diagnoses and reports, Docker is never contacted."""
+    started_at = celery_container.attrs['State']['StartedAt']
+    proc, report = run_import_stuck(tmp_path, '-e', 'korrigo_worker_manager=none', DOCKER_HOST=NO_DOCKER)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert report['status'] == 'healthy' and report['done'] == []
+    # (the shared media root may hold other tests' page directories, orphaned for our empty database)
+    assert not any('worker' in line.lower() for line in report['needs_human'])
+    assert report['found'][0].startswith('celery: 1 worker(s) answering')
+    celery_container.reload()
+    assert celery_container.attrs['State']['StartedAt'] == started_at
+
+
+def test_import_stuck_role_reports_before_failing_on_an_unreachable_manager(celery_container, workers_db, tmp_path):
+    """Worker down, Docker unreachable: the report (with the manual step) is out, then the play fails saying so."""
+    celery_container.stop(timeout=10)
+    proc, report = run_import_stuck(tmp_path, DOCKER_HOST=NO_DOCKER)
+    if report and not report['found'][0].startswith('celery: 0 worker(s)'):
+        pytest.skip('the shared worker was started again by someone else during the run')
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    assert 'manager=compose: cannot reach the Docker daemon' in proc.stdout
+    assert report is not None and report['severity'] == 'P2'
+    assert any(line.startswith('restart the Celery worker of broker') for line in report['needs_human'])
+    assert any('manager=compose: cannot reach the Docker daemon' in line for line in report['needs_human'])
+    assert report['done'] == []
+    celery_container.reload()
+    assert celery_container.status == 'exited'
+
+    # manager=none: the same run is not a failure, the restart is left to a human.
+    proc, report = run_import_stuck(tmp_path, '-e', 'korrigo_worker_manager=none', DOCKER_HOST=NO_DOCKER)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert report['status'].startswith('needs a human')
+    assert report['needs_human'][0].startswith('restart the Celery worker of broker redis://127.0.0.1:56379 db 0')
+    celery_container.reload()
+    assert celery_container.status == 'exited'

@@ -10,7 +10,11 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export PYTHONPATH := $(CURDIR)/.cache/collections:$(CURDIR)/tests/stack
 export KORRIGO_DSN ?= postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo
 
-.PHONY: venv stack stack-down seed demo test unit integration molecule lint sanity build bench clean
+.PHONY: bootstrap venv stack stack-down seed demo test unit integration molecule lint sanity build bench clean
+
+# System packages and a running dockerd (tests/stack/bootstrap.sh: installs as root, else says what to run).
+bootstrap:
+	PYTHON=$(PYTHON) tests/stack/bootstrap.sh
 
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
@@ -25,19 +29,24 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $(COLLECTION_LINK))
 	ln -sfn ../../../.. $(COLLECTION_LINK)
 
-stack: venv
+stack: bootstrap venv
 	tests/stack/up.sh
 
 stack-down:
 	tests/stack/down.sh
 
-# The demo: an incident of every scenario seeded into the stack, then triage and every remediation it calls for.
+# The demo: an incident of every scenario seeded into the stack, then triage and every remediation it calls for,
+# then a five-second summary of the JSON reports.
+DEMO_REPORTS := .cache/demo-reports
 demo: stack
 	$(BIN)/python -m korrigo_stack.seed --reset --scenario baseline --scenario locks --scenario finalization \
 		--scenario import_stuck --scenario audit
-	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local
+	rm -rf $(DEMO_REPORTS) && mkdir -p $(DEMO_REPORTS)
+	@rc=0; $(BIN)/ansible-playbook playbooks/site.yml -i inventories/local \
+		-e korrigo_report_dir=$(CURDIR)/$(DEMO_REPORTS) || rc=$$?; \
+	echo; $(BIN)/python tests/stack/demo_summary.py $(DEMO_REPORTS); exit $$rc
 
-test: venv stack unit integration molecule lint sanity
+test: bootstrap venv stack unit integration molecule lint sanity
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

@@ -10,7 +10,7 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from conftest import DSN, ROOT
+from conftest import DSN, ROOT, KorrigoDB
 from korrigo_stack import seed as stack_seed
 
 
@@ -28,21 +28,20 @@ def playbook(tmp_path, *extra):
 
 @pytest.fixture
 def head_db(stack):
+    """The stack's own HEAD database: the one its worker finalizes in (whatever KORRIGO_TEST_DB_SUFFIX says)."""
     conn = psycopg2.connect(DSN, cursor_factory=psycopg2.extras.RealDictCursor)
     conn.autocommit = True
     stack_seed.reset(conn)
-    yield conn
+    yield KorrigoDB(conn, 'head', 'korrigo')
     conn.close()
 
 
-def rows(conn, statement, params=None):
-    with conn.cursor() as cur:
-        cur.execute(statement, params)
-        return cur.fetchall()
+def rows(db, statement, params=None):
+    return db.query(statement, params)
 
 
 def test_batch_copies_are_repaired_from_their_page_images(head_db, tmp_path):
-    seeded = stack_seed.seed(head_db, 'finalization')
+    seeded = head_db.seed('finalization')
     failing = [c for g in ('out_of_bounds', 'missing_pages', 'unreadable_pages', 'worker_died', 'unknown',
                            'failed_once', 'border') for c in seeded['%s_copy_ids' % g]]
     shapes = rows(head_db, "SELECT pdf_source, (SELECT count(*) FROM grading_gradingevent e WHERE e.copy_id = c.id"

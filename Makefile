@@ -10,7 +10,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export PYTHONPATH := $(CURDIR)/.cache/collections:$(CURDIR)/tests/stack
 export KORRIGO_DSN ?= postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo
 
-.PHONY: bootstrap venv stack stack-down seed demo test unit integration molecule lint sanity build bench clean
+.PHONY: bootstrap test-packages venv stack stack-down seed demo test unit integration molecule lint sanity build bench clean
 
 # System packages and a running dockerd (tests/stack/bootstrap.sh: installs as root, else says what to run).
 bootstrap:
@@ -46,7 +46,10 @@ demo: stack
 		-e korrigo_report_dir=$(CURDIR)/$(DEMO_REPORTS) || rc=$$?; \
 	echo; $(BIN)/python tests/stack/demo_summary.py $(DEMO_REPORTS); exit $$rc
 
-test: bootstrap venv stack unit integration molecule lint sanity
+test-packages:
+	tests/stack/bootstrap.sh test-packages
+
+test: bootstrap test-packages venv stack unit integration molecule lint sanity
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

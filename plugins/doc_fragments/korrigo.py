@@ -37,7 +37,7 @@ options:
     default: postgres
   login_password:
     description:
-      - Password of O(login_user).
+      - Password of O(login_user). Never logged.
     type: str
     default: ''
   login_unix_socket:
@@ -62,15 +62,37 @@ options:
         C(postgresql://korrigo:secret@db.example.org:5432/korrigo).
       - When set, it replaces O(login_host), O(login_port), O(login_db),
         O(login_user) and O(login_password).
+      - Carries the password, so it is never logged.
     type: str
   connect_timeout:
     description:
       - Seconds to wait for the database server to answer.
     type: int
     default: 10
+  lock_timeout_ms:
+    description:
+      - Milliseconds any statement of the session waits for a lock (PostgreSQL C(lock_timeout)), like
+        Korrigo's own Django connections (5 seconds).
+      - When a transaction of Korrigo holds a row the module needs (a teacher's finalize holds
+        C(SELECT ... FOR UPDATE) on C(exams_copy)), the module stops waiting, rolls back (nothing is changed) and
+        fails with the busy tables and the sessions holding locks on them (pid, C(application_name), state and since
+        when, query start); retry later.
+      - Must be positive.
+    type: int
+    default: 5000
+    version_added: 0.3.0
+  statement_timeout_ms:
+    description:
+      - Milliseconds one statement may run (PostgreSQL C(statement_timeout)); a statement running longer is
+        cancelled, the transaction rolled back and the module fails.
+      - Must be positive.
+    type: int
+    default: 300000
+    version_added: 0.3.0
 notes:
   - The modules connect with C(application_name) set to C(korrigo.ops:<module>),
     so their sessions can be told apart (and are never terminated by this collection).
+  - Every session is bounded by O(lock_timeout_ms) and O(statement_timeout_ms), set as connection options.
 requirements:
   - psycopg2 (C(psycopg2-binary) is enough) on the host that runs the module.
 '''
@@ -105,20 +127,28 @@ options:
     default: skip
     choices: [ skip, fail ]
 notes:
-  - Every change happens in one transaction. In check mode the same statements
-    run and the transaction is rolled back, so the prediction is exact.
+  - Every database change happens in one transaction. In check mode the same statements
+    run and the transaction is rolled back, so the prediction is exact. What a module changes
+    outside the database (files, terminated sessions) is described by that module.
   - A PostgreSQL advisory lock per remediation serializes concurrent runs.
   - Each change writes a C(core_auditlog) row (and a grading event where Korrigo has
     one for the action) with O(remediation_user) as actor.
+  - Changes outside the database (files removed or moved, Celery tasks queued, workers restarted) take the same
+    guard - advisory lock, O(max_changes) checked before the first action, O(remediation_user) as actor - and
+    write one C(core_auditlog) row per action (C(korrigo_ops.<module>.<action>)), committed once the actions are
+    done; in check mode nothing is acted on and no row is written.
 '''
 
+    # Database remediations (one transaction, rolled back in check mode). Modules that also act outside the
+    # database override check_mode's description; modules whose changes are side effects outside SQL, guarded by
+    # module_utils/side_effects.py (celery_health, celery_task, media_storage), declare their own attributes.
     ATTRIBUTES_REMEDIATION = r'''
 attributes:
   check_mode:
     description: Runs the remediation in a transaction that is rolled back; reports exactly what a real run would change.
     support: full
   diff_mode:
-    description: Returns before and after states of every changed row.
+    description: Returns before and after states of every changed row the result lists in C(actions).
     support: full
   idempotent:
     description: A second run against the same state reports no change.

@@ -6,9 +6,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Documented in finalize_pending.yml, with_page_verdicts.yml and describe_pages_problem.yml next to this file.
+# Documented in finalize_pending.yml, with_page_verdicts.yml, describe_pages_problem.yml and finalization_decision.yml
+# next to this file.
 
 from ansible.errors import AnsibleFilterError
+
+# Whether a copy's page images are fine and whether it is repairable are decided in module_utils/copy_rules.py.
+from ansible_collections.korrigo.ops.plugins.module_utils import copy_rules
 
 
 def finalize_pending(watched, baseline):
@@ -25,12 +29,6 @@ def finalize_pending(watched, baseline):
             or copy['grading_retries'] <= retries_before.get(copy['copy_id'], -1)]
 
 
-# Worst first: a page outside the media root, a page that does not open, a page gone from disk.
-PAGE_PROBLEMS = (
-    ('refused', ('refused',)),
-    ('unreadable_pages', ('corrupted', 'empty', 'too_large', 'timeout', 'encrypted', 'too_many_pages')),
-    ('missing_pages', ('missing',)),
-)
 PAGE_ADVICE = {
     'no_pages': 'no page image in its booklets (finalize fails with "No pages found to flatten") - re-import the scan',
     'missing_pages': 'page images missing from the media root - restore them from backup or re-import the scan'
@@ -38,18 +36,6 @@ PAGE_ADVICE = {
     'unreadable_pages': 'page images that do not open - restore them from backup or re-import the scan',
     'refused': 'page image paths lie outside the media root - check exams_booklet.pages_images',
 }
-
-
-def pages_verdict(copy, checked):
-    """The verdict on one copy's page images (``checked``: pdf_check kind=image results for them, in order)."""
-    if not copy.get('pages_images'):
-        return 'no_pages', []
-    problems = [dict(path=c.get('path'), verdict=c['verdict'], detail=c.get('detail') or '')
-                for c in checked if c['verdict'] != 'ok']
-    for verdict, kinds in PAGE_PROBLEMS:
-        if any(p['verdict'] in kinds for p in problems):
-            return verdict, problems
-    return 'ok', problems
 
 
 def with_page_verdicts(copies, files):
@@ -63,7 +49,7 @@ def with_page_verdicts(copies, files):
     out, offset = [], 0
     for copy in copies:
         count = len(copy.get('pages_images') or [])
-        verdict, problems = pages_verdict(copy, files[offset:offset + count])
+        verdict, problems = copy_rules.pages_verdict(copy.get('pages_images'), files[offset:offset + count])
         offset += count
         out.append(dict(copy, pages_verdict=verdict, pages_problems=problems))
     return out
@@ -78,10 +64,36 @@ def describe_pages_problem(copy):
     return '%s: %s%s' % (copy.get('anonymous_id') or copy.get('copy_id'), advice, ' (%s)' % shown if shown else '')
 
 
+def finalization_decision(checked):
+    """What the finalization_failing role does with each copy (``checked``: with_page_verdicts' result).
+
+    A repairable copy (copy_rules.is_repairable: its page images are all fine and no finalize may still be running
+    on it): out-of-bounds annotations are brought back inside the page, a copy whose worker died is made
+    finalizable again, and every repairable copy is re-finalized. The others need a human.
+    """
+    if not isinstance(checked, list):
+        raise AnsibleFilterError("finalization_decision expects the copies with their page verdicts (with_page_verdicts)")
+    fixable = [c for c in checked if copy_rules.is_repairable(c.get('cause'), c.get('pages_verdict'))]
+    return {
+        'out_of_bounds_copy_ids': [c['copy_id'] for c in fixable if c.get('cause') == 'out_of_bounds_annotations'],
+        'worker_died_copy_ids': [c['copy_id'] for c in fixable if c.get('cause') == 'worker_died'],
+        'refinalize_copy_ids': [c['copy_id'] for c in fixable],
+        'bad_pages': [c for c in checked if c.get('pages_verdict') != 'ok'],
+        'still_running': [c for c in checked if c.get('cause') == 'in_progress'],
+    }
+
+
+def describe_still_running(copy):
+    """One report line for a copy whose finalize is still running (not stale yet)."""
+    return '%s: finalize still running (not stale yet)' % (copy.get('anonymous_id') or copy.get('copy_id'))
+
+
 class FilterModule(object):
     def filters(self):
         return {
             'finalize_pending': finalize_pending,
             'with_page_verdicts': with_page_verdicts,
             'describe_pages_problem': describe_pages_problem,
+            'finalization_decision': finalization_decision,
+            'describe_still_running': describe_still_running,
         }

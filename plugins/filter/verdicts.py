@@ -7,24 +7,19 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 # The filters' documentation lives next to this file, one YAML file per filter
-# (compose_services.yml, latency_findings.yml, triage_verdict.yml). Pure logic: the roles gather facts
-# with the modules, these filters decide; tests/unit/plugins/test_verdicts.py covers them.
+# (compose_services.yml, latency_findings.yml, latency_decision.yml, latency_todo.yml, triage_verdict.yml,
+# scenario_verdict.yml). Pure logic: the roles
+# gather facts with the modules, these filters decide (severity and status in module_utils/severity.py);
+# tests/unit/plugins/filter/test_verdicts.py covers them.
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.korrigo.ops.plugins.module_utils import severity
 
 COMPOSE_PROJECT_LABEL = 'com.docker.compose.project'
 COMPOSE_SERVICE_LABEL = 'com.docker.compose.service'
 KORRIGO_SERVICES = ('db', 'redis', 'backend', 'celery')
-
-# Remediation roles and the playbook that runs each (incident playbook scenarios 1 to 5).
-PLAYBOOKS = {
-    'import_stuck': 'playbooks/recover_stuck_imports.yml',
-    'finalization_failing': 'playbooks/retry_failed_finalizations.yml',
-    'lock_conflicts': 'playbooks/release_expired_locks.yml',
-    'high_latency': 'playbooks/diagnose_latency.yml',
-    'audit_events': 'playbooks/audit_trail_check.yml',
-}
-SEVERITIES = ('P0', 'P1', 'P2', 'P3', 'none')
 
 
 def compose_services(containers, project='korrigo', expected=KORRIGO_SERVICES):
@@ -88,12 +83,12 @@ def latency_findings(facts, backlog_threshold=100, connections_ratio=0.8, non_id
     backlog = facts.get('backlog') or {}
     if backlog.get('error'):
         found.append(_finding(88, 'broker_unreachable', 'Celery broker unreachable', backlog['error'],
-                              'check redis (recover_stuck_imports.yml restarts what is down)', False))
+                              'check redis (korrigo.ops.recover_stuck_imports restarts what is down)', False))
     elif (backlog.get('length') or 0) > backlog_threshold:
         found.append(_finding(
             75, 'backlog', '%d tasks waiting in the %s queue' % (backlog['length'], backlog.get('queue')),
             'Celery workers are overwhelmed or not consuming (playbook: over %d)' % backlog_threshold,
-            'check workers with korrigo.ops.celery_health; raise concurrency or run recover_stuck_imports.yml', False))
+            'check workers with korrigo.ops.celery_health; raise concurrency or run korrigo.ops.recover_stuck_imports', False))
     workers = facts.get('workers') or {}
     if workers and not workers.get('healthy', True):
         found.append(_finding(
@@ -142,109 +137,61 @@ def latency_findings(facts, backlog_threshold=100, connections_ratio=0.8, non_id
     return found
 
 
-def _num(value):
-    try:
-        return float(value or 0)
-    except (TypeError, ValueError):
-        return 0.0
+# The findings each of the role's remediations handles (pg_sessions terminates the blocker or the idle session,
+# postgresql_idx creates the index).
+HANDLED_BY = {'terminated': ('idle_in_transaction', 'lock_contention'), 'indexes_created': ('missing_index',)}
 
 
-def triage_verdict(facts, stuck_p1=10, error_rate_p1=0.1, latency_threshold=5.0):
-    """Appendix B's severity (P0-P3) from one triage run's facts, with the reasons and the remediations to run.
-
-    ``facts``: {services, database: {reachable, error}, korrigo (korrigo_facts), latency (korrigo_latency_facts),
-    log (korrigo_log_facts), audit (audit_trail)}; any part may be missing.
-    """
+def latency_decision(facts, terminate_sessions=False, terminate_long_running=False, create_missing_indexes=False,
+                     restart_worker=False, backlog_threshold=100):
+    """Which of the high_latency role's remediations run: each only when enabled and its trigger holds."""
     if not isinstance(facts, dict):
-        raise AnsibleFilterError("triage_verdict expects the triage facts dictionary")
-    reasons = dict((severity, []) for severity in SEVERITIES[:-1])
-    remediations = {}
-    services = facts.get('services') or {}
-    database = facts.get('database') or {}
-    korrigo = facts.get('korrigo') or {}
-    latency = facts.get('latency') or {}
-    log = facts.get('log') or {}
-    audit = facts.get('audit') or {}
-
-    def remediate(role, why):
-        remediations.setdefault(role, {'role': role, 'playbook': PLAYBOOKS[role], 'why': []})['why'].append(why)
-
-    down = sorted(name for name, s in services.items() if not s.get('running'))
-    if not database.get('reachable', True):
-        reasons['P0'].append('database unreachable: %s' % database.get('error'))
-    for name in ('db', 'redis', 'backend'):
-        if name in down:
-            reasons['P0'].append('service %s is down' % name)
-    stuck_imports = _num((korrigo.get('stuck_imports') or {}).get('stuck_total'))
-    finalizations = korrigo.get('finalizations') or {}
-    failed, in_progress = _num(finalizations.get('failed_total')), _num(finalizations.get('in_progress_total'))
-    stuck = stuck_imports + failed + in_progress
-    backlog = _num((latency.get('backlog') or {}).get('length'))
-    if 'celery' in down:
-        if stuck + backlog > 0:
-            reasons['P0'].append('Celery worker down with %d copies stuck and %d tasks queued: nothing progresses'
-                                 % (stuck, backlog))
-        else:
-            reasons['P1'].append('Celery worker down (no copy waiting yet)')
-        remediate('import_stuck', 'Celery worker down')
-    if stuck > stuck_p1:
-        reasons['P1'].append('%d copies stuck (more than %d)' % (stuck, stuck_p1))
-    elif stuck > 0:
-        reasons['P2'].append('%d copies stuck' % stuck)
-    if stuck_imports:
-        remediate('import_stuck', '%d stuck imports' % stuck_imports)
-    if failed + in_progress:
-        remediate('finalization_failing', '%d failed and %d interrupted finalizations' % (failed, in_progress))
-
-    requests = log.get('requests') or {}
-    metrics = latency.get('metrics') or {}
-    error_rate, source = _num(requests.get('error_rate')), 'log, last %s min' % log.get('window_minutes')
-    if not requests.get('total') and metrics.get('requests'):
-        error_rate, source = _num(metrics.get('error_rate')), 'metrics since start'
-    if error_rate > error_rate_p1:
-        reasons['P1'].append('error rate %.1f %% (%s) over %.0f %%' % (error_rate * 100, source, error_rate_p1 * 100))
-    overall_p95 = _num((metrics.get('overall') or {}).get('p95'))
-    if overall_p95 > latency_threshold:
-        reasons['P1'].append('all requests slow: overall p95 %.2f s over %s s' % (overall_p95, latency_threshold))
-    slow = metrics.get('slow_endpoints') or []
-    sessions = latency.get('sessions') or {}
-    if slow:
-        reasons['P3'].append('slow endpoints: %s' % ', '.join(
-            '%s %s p95 %.2f s' % (e.get('method'), e.get('path'), _num(e.get('p95'))) for e in slow))
-    if sessions.get('blocked_total') or sessions.get('stale_idle_in_transaction') or sessions.get('long_running'):
-        reasons['P3'].append('database sessions: %d blocked, %d idle in transaction, %d long-running'
-                             % (sessions.get('blocked_total') or 0, sessions.get('stale_idle_in_transaction') or 0,
-                                sessions.get('long_running') or 0))
-    if slow or overall_p95 > latency_threshold or sessions.get('blocked_total') \
-            or sessions.get('stale_idle_in_transaction') or sessions.get('long_running'):
-        remediate('high_latency', 'latency symptoms')
-
-    locks = korrigo.get('locks') or {}
-    expired_owners = sorted((locks.get('expired_by_owner') or {}).keys())
-    if locks.get('expired_total'):
-        if len(expired_owners) == 1:
-            reasons['P2'].append('lock conflicts for one user (%s): %d expired locks'
-                                 % (expired_owners[0], locks['expired_total']))
-        else:
-            reasons['P3'].append('%d expired locks of %d users (cleanup handles them)'
-                                 % (locks['expired_total'], len(expired_owners)))
-        remediate('lock_conflicts', '%d expired locks' % locks['expired_total'])
-
-    if audit.get('copies_with_gaps'):
-        reasons['P2'].append('audit trail gaps on %d copies: %s' % (audit['copies_with_gaps'], ', '.join(
-            '%s %d' % (k, v) for k, v in sorted((audit.get('gap_counts') or {}).items()) if v)))
-        remediate('audit_events', '%d copies with audit gaps' % audit['copies_with_gaps'])
-
-    severity = next((s for s in SEVERITIES[:-1] if reasons[s]), 'none')
+        raise AnsibleFilterError("latency_decision expects ansible_facts.korrigo_latency (with workers)")
+    sessions, workers = facts.get('sessions') or {}, facts.get('workers') or {}
     return {
-        'severity': severity,
-        'reasons': reasons,
-        'summary': reasons[severity] if severity != 'none' else ['no incident found'],
-        'remediations': [remediations[r] for r in PLAYBOOKS if r in remediations],
-        'remediation_roles': [r for r in PLAYBOOKS if r in remediations],
-        'services_down': down,
-        'stuck_copies': int(stuck),
+        'terminate': boolean(terminate_sessions) and (
+            (sessions.get('stale_idle_in_transaction') or 0) > 0
+            or (boolean(terminate_long_running) and (sessions.get('long_running') or 0) > 0)),
+        'create_indexes': boolean(create_missing_indexes) and len(facts.get('missing_indexes') or []) > 0,
+        'restart_worker': boolean(restart_worker) and workers.get('healthy', True) is False
+        and int((facts.get('backlog') or {}).get('length') or 0) > int(backlog_threshold),
     }
+
+
+def latency_todo(findings, terminated=False, indexes_created=False):
+    """What is left to a human once the remediations ran: every manual finding, then the automatic ones whose
+    remediation did not run (``terminated``: sessions were terminated; ``indexes_created``: indexes were)."""
+    if not isinstance(findings, list):
+        raise AnsibleFilterError("latency_todo expects the findings of korrigo.ops.latency_findings")
+    handled = set(HANDLED_BY['terminated'] if terminated else ()) | set(
+        HANDLED_BY['indexes_created'] if indexes_created else ())
+    manual = [f for f in findings if not f.get('automatic')]
+    automatic = [f for f in findings if f.get('automatic') and f['kind'] not in handled]
+    return [f['todo'] for f in manual + automatic]
+
+
+def _filter_error(name, function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise AnsibleFilterError('%s: %s' % (name, err))
+
+
+def triage_verdict(facts, stuck_p1=severity.STUCK_P1, error_rate_p1=severity.ERROR_RATE_P1,
+                   latency_threshold=severity.LATENCY_THRESHOLD):
+    """Appendix B's severity (P0-P3) from one triage run's facts, with the reasons and the remediations to run
+    (module_utils/severity.py decides, as for every scenario report)."""
+    return _filter_error('triage_verdict', severity.assess, facts, stuck_p1=stuck_p1, error_rate_p1=error_rate_p1,
+                         latency_threshold=latency_threshold)
+
+
+def scenario_verdict(scenario, facts_before, facts_after=None, actions=None, needs_human=None, check_mode=False,
+                     skipped_concurrent_run=False, failure='', stuck_p1=severity.STUCK_P1,
+                     error_rate_p1=severity.ERROR_RATE_P1, latency_threshold=severity.LATENCY_THRESHOLD):
+    """A scenario report's severity and status, by the same rules as triage's."""
+    return _filter_error('scenario_verdict', severity.scenario_verdict, scenario, facts_before, facts_after,
+                         actions, needs_human, check_mode, skipped_concurrent_run, failure, stuck_p1=stuck_p1,
+                         error_rate_p1=error_rate_p1, latency_threshold=latency_threshold)
 
 
 class FilterModule(object):
@@ -252,5 +199,8 @@ class FilterModule(object):
         return {
             'compose_services': compose_services,
             'latency_findings': latency_findings,
+            'latency_decision': latency_decision,
+            'latency_todo': latency_todo,
             'triage_verdict': triage_verdict,
+            'scenario_verdict': scenario_verdict,
         }

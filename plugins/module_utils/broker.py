@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 
 REDIS_IMPORT_ERROR = None
 try:

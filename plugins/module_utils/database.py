@@ -1,12 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: korrigo.ops contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One way to reach Korrigo's database: the shared argument spec, the connection and its errors."""
+"""One way to reach Korrigo's database: the shared argument spec, the connection, its bounded waits, the
+read-only session and the database errors a person can act on."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import decimal
 import traceback
 
@@ -30,13 +32,18 @@ except ImportError:
     PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 
-class KorrigoError(Exception):
-    """A failure a person can act on; only a module's edge turns it into fail_json."""
+# KorrigoError lives in errors.py; imported here because this file raises it (and for older imports).
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
 
-    def __init__(self, msg, **details):
-        super(KorrigoError, self).__init__(msg)
-        self.msg = msg
-        self.details = details
+# Korrigo's own Django connections use lock_timeout=5s; a remediation never waits longer than Korrigo would.
+DEFAULT_LOCK_TIMEOUT_MS = 5000
+DEFAULT_STATEMENT_TIMEOUT_MS = 300000
+# The tables a statement may wait on, reported when it gave up waiting (read paths and remediations alike).
+KORRIGO_TABLES = ('exams_copy', 'grading_copylock', 'grading_annotation', 'grading_gradingevent',
+                  'grading_draftstate', 'exams_booklet', 'exams_copy_booklets', 'core_auditlog', 'auth_user')
+LOCK_NOT_AVAILABLE = '55P03'
+QUERY_CANCELED = '57014'
 
 
 def korrigo_common_argument_spec():
@@ -53,6 +60,8 @@ def korrigo_common_argument_spec():
         ca_cert=dict(type='path', aliases=['ssl_rootcert']),
         database_url=dict(type='str', no_log=True),
         connect_timeout=dict(type='int', default=10),
+        lock_timeout_ms=dict(type='int', default=DEFAULT_LOCK_TIMEOUT_MS),
+        statement_timeout_ms=dict(type='int', default=DEFAULT_STATEMENT_TIMEOUT_MS),
     )
 
 
@@ -86,8 +95,25 @@ def parse_database_url(url):
     return params
 
 
+def session_timeouts(params):
+    """(lock_timeout_ms, statement_timeout_ms) from module parameters, refused unless both are positive
+    (0 would mean "wait forever" to PostgreSQL)."""
+    timeouts = []
+    for name, default in (('lock_timeout_ms', DEFAULT_LOCK_TIMEOUT_MS),
+                          ('statement_timeout_ms', DEFAULT_STATEMENT_TIMEOUT_MS)):
+        value = params.get(name)
+        if value is None:
+            value = default
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise KorrigoError("%s must be a positive number of milliseconds (got %r)" % (name, value))
+        timeouts.append(value)
+    return tuple(timeouts)
+
+
 def connection_params(params, application_name):
-    """libpq keywords from module parameters; database_url wins over login_*."""
+    """libpq keywords from module parameters; database_url wins over login_*. The session's lock_timeout and
+    statement_timeout are startup options, so they bound every statement, the first one included."""
+    lock_timeout, statement_timeout = session_timeouts(params)
     kwargs = {
         'host': params.get('login_unix_socket') or params.get('login_host') or None,
         'port': params.get('login_port'),
@@ -97,6 +123,7 @@ def connection_params(params, application_name):
         'sslmode': params.get('ssl_mode'),
         'connect_timeout': params.get('connect_timeout'),
         'application_name': application_name,
+        'options': '-c lock_timeout=%d -c statement_timeout=%d' % (lock_timeout, statement_timeout),
     }
     if params.get('ca_cert'):
         kwargs['sslrootcert'] = params['ca_cert']
@@ -140,6 +167,150 @@ def connect(params, application_name):
 
 def dict_cursor(conn):
     return conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+
+
+def close_quietly(conn):
+    """Roll back and close; a connection the server already dropped is not a second error."""
+    if conn is None:
+        return
+    try:
+        conn.rollback()
+    except psycopg2.Error:
+        pass
+    finally:
+        conn.close()
+
+
+# Sessions (other than the one that gave up) holding a lock on the tables a statement touches, at the table
+# level: a row lock (SELECT ... FOR UPDATE, UPDATE, DELETE) shows as RowShareLock/RowExclusiveLock on its table,
+# DDL as a stronger one. A plain SELECT's AccessShareLock conflicts with none of the locks our statements take.
+LOCK_HOLDERS_SQL = """
+SELECT a.pid, a.application_name, a.usename, a.state,
+       to_char(a.state_change AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') AS state_since,
+       round(extract(epoch FROM now() - a.state_change)::numeric, 1)::float8 AS state_seconds,
+       to_char(a.query_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') AS query_start,
+       to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') AS xact_start,
+       left(a.query, 200) AS query,
+       array_agg(DISTINCT c.relname::text ORDER BY c.relname::text) AS relations,
+       array_agg(DISTINCT l.mode ORDER BY l.mode) AS modes
+  FROM pg_locks l
+  JOIN pg_class c ON c.oid = l.relation
+  JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'relation' AND l.granted AND l.mode <> 'AccessShareLock'
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.relation IN (SELECT to_regclass(t)::oid FROM unnest(%(tables)s::text[]) AS t)
+   AND a.pid <> pg_backend_pid() AND a.pid <> %(own_pid)s
+ GROUP BY a.pid, a.application_name, a.usename, a.state, a.state_change, a.query_start, a.xact_start, a.query
+ ORDER BY a.xact_start NULLS LAST, a.pid
+ LIMIT 20
+"""
+
+
+def lock_holders(params, tables, own_pid=0):
+    """Who holds locks on ``tables`` now, looked up in a fresh short connection; [] when nobody does or the
+    lookup itself fails (the caller's message says so)."""
+    check = dict(params, lock_timeout_ms=1000, statement_timeout_ms=5000)
+    conn = None
+    try:
+        conn = connect(check, 'korrigo.ops:lock_check')
+        cursor = dict_cursor(conn)
+        cursor.execute(LOCK_HOLDERS_SQL, {'tables': list(tables), 'own_pid': own_pid or 0})
+        return [jsonable(row) for row in cursor.fetchall()]
+    except (KorrigoError, psycopg2.Error):
+        return []
+    finally:
+        close_quietly(conn)
+
+
+def describe_holder(holder):
+    """One line about a session holding a lock: pid, application, user, state and since when, relations."""
+    parts = ["application_name '%s'" % (holder.get('application_name') or '')]
+    if holder.get('usename'):
+        parts.append('user %s' % holder['usename'])
+    state = holder.get('state') or 'state not visible to login_user'
+    if holder.get('state_since'):
+        state += ' since %s' % holder['state_since']
+        if holder.get('state_seconds') is not None:
+            state += ' (%ss)' % holder['state_seconds']
+    parts.append(state)
+    if holder.get('query_start'):
+        parts.append('query started %s' % holder['query_start'])
+    relations = holder.get('relations') or []
+    if relations:
+        parts.append('holding %s on %s' % ('/'.join(holder.get('modes') or []) or 'a lock', ', '.join(relations)))
+    return 'pid %s (%s)' % (holder.get('pid'), ', '.join(parts))
+
+
+def busy_message(what, tables, holders, lock_timeout_ms, limit=5):
+    """The message of a statement that gave up waiting for a lock (SQLSTATE 55P03)."""
+    busy = []
+    for holder in holders:
+        for relation in holder.get('relations') or []:
+            if relation not in busy:
+                busy.append(relation)
+    ordered = [t for t in tables if t in busy] + [t for t in busy if t not in tables]
+    gave_up = '%s gave up after lock_timeout_ms=%d' % (what, lock_timeout_ms)
+    if not holders:
+        return ("%s busy: the session holding the lock ended it (or is not visible to login_user) before it could be "
+                "looked up; %s: nothing was changed; retry later" % ('/'.join(tables), gave_up))
+    listed = '; '.join(describe_holder(h) for h in holders[:limit])
+    if len(holders) > limit:
+        listed += '; and %d more session(s)' % (len(holders) - limit)
+    hint = ''
+    if any((h.get('state') or '').startswith('idle in transaction') for h in holders):
+        hint = ' (a session idle in transaction for long can be ended with korrigo.ops.pg_sessions)'
+    return "%s busy: held by %s; %s: nothing was changed; retry later%s" % (
+        '/'.join(ordered), listed, gave_up, hint)
+
+
+def statement_error(err, conn, params, what, tables=KORRIGO_TABLES, failure=None):
+    """A KorrigoError a person can act on for a psycopg2 error raised by one of ``what``'s statements.
+
+    A lock timeout rolls the transaction back, then names the sessions holding locks on ``tables``; a
+    statement timeout says which limit was hit. ``failure`` prefixes any other error."""
+    code = getattr(err, 'pgcode', None)
+    text = str(err).strip()
+    lock_timeout, statement_timeout = session_timeouts(params)
+    if code == LOCK_NOT_AVAILABLE:
+        own_pid = 0
+        if conn is not None:
+            try:
+                own_pid = conn.get_backend_pid()
+                conn.rollback()  # our own locks go before the lookup
+            except psycopg2.Error:
+                pass
+        holders = lock_holders(params, tables, own_pid)
+        return KorrigoError(busy_message(what, tables, holders, lock_timeout), lock_holders=holders,
+                            lock_timeout_ms=lock_timeout)
+    if code == QUERY_CANCELED and 'statement timeout' in text:
+        return KorrigoError("%s: a statement ran longer than statement_timeout_ms=%d and was cancelled: nothing was "
+                            "changed; raise statement_timeout_ms or narrow the selector" % (what, statement_timeout),
+                            statement_timeout_ms=statement_timeout)
+    return KorrigoError("%s: %s" % (failure or '%s failed, nothing was changed' % what, text))
+
+
+@contextlib.contextmanager
+def read_only_session(params, application_name, failure=None, tables=KORRIGO_TABLES):
+    """One read-only transaction on Korrigo's database, bounded by lock_timeout_ms/statement_timeout_ms.
+
+    Yields ``(cursor, rules)`` (a dict cursor and the detected version's rules); always rolls back and closes.
+    psycopg2 errors become KorrigoError (``failure`` is their message's prefix)::
+
+        with read_only_session(params, 'korrigo.ops:korrigo_facts', 'gathering Korrigo facts failed') as (cur, rules):
+            cur.execute(SQL)
+    """
+    what = application_name.split(':', 1)[-1]
+    conn = connect(params, application_name)
+    try:
+        try:
+            conn.set_session(readonly=True)
+            cursor = dict_cursor(conn)
+            rules = detect_version(cursor)
+            yield cursor, rules
+        except psycopg2.Error as err:
+            raise statement_error(err, conn, params, what, tables, failure)
+    finally:
+        close_quietly(conn)
 
 
 def jsonable(value):

@@ -15,7 +15,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 # The Docker client and compose containers have one home, worker.py; the media root is found through them.
 from ansible_collections.korrigo.ops.plugins.module_utils.worker import docker_client, service_containers
 

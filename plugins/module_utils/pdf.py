@@ -25,7 +25,7 @@ import sys
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 from ansible_collections.korrigo.ops.plugins.module_utils.media import OutsideMediaRoot, resolve
 
 VERDICTS = ('ok', 'missing', 'empty', 'corrupted', 'encrypted', 'too_large', 'too_many_pages', 'timeout', 'refused')

@@ -19,7 +19,7 @@ __metaclass__ = type
 import math
 import traceback
 
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 
 PROMETHEUS_IMPORT_ERROR = None
 try:

@@ -16,17 +16,15 @@ __metaclass__ = type
 import uuid
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, connect, dict_cursor, jsonable, psycopg2, sql,
+    KORRIGO_TABLES, connect, dict_cursor, jsonable, psycopg2, sql, statement_error,
+)
+# ConcurrentRun, run_module and the version live in errors.py; importable from here for older callers only.
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import (  # pylint: disable=unused-import
+    COLLECTION_VERSION, USER_AGENT, ConcurrentRun, KorrigoError, run_module,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
 
-COLLECTION_VERSION = '0.1.0'
-USER_AGENT = 'korrigo.ops/%s (ansible)' % COLLECTION_VERSION
 ADVISORY_NAMESPACE = 'korrigo.ops'
-
-
-class ConcurrentRun(Exception):
-    """Another run holds this remediation's advisory lock."""
 
 
 def validate_uuids(values, what='copy id'):
@@ -144,13 +142,18 @@ class Remediation(object):
 
     Usage::
 
-        with Remediation(module, 'copylock') as rem:
+        with Remediation(module.params, 'copylock', module.check_mode, tables=('grading_copylock', 'exams_copy')) as rem:
             row = rem.fetchone(SQL, params)
+
+    The session waits at most ``lock_timeout_ms`` for a lock and ``statement_timeout_ms`` for a statement (shared
+    connection options). A statement that gives up waiting rolls the transaction back and fails with the sessions
+    holding locks on ``tables`` (the tables its statements touch), so nothing is changed.
     """
 
-    def __init__(self, params, name, check_mode, application_name=None, need_actor=True):
+    def __init__(self, params, name, check_mode, application_name=None, need_actor=True, tables=KORRIGO_TABLES):
         self.params = params
         self.name = name
+        self.tables = tuple(tables)
         self.check_mode = check_mode
         self.need_actor = need_actor
         self.application_name = application_name or 'korrigo.ops:%s' % name
@@ -164,12 +167,15 @@ class Remediation(object):
         self.conn = connect(self.params, self.application_name)
         try:
             self.cursor = dict_cursor(self.conn)
-            self.rules = detect_version(self.cursor)
-            self.cursor.execute(PREAMBLE_SQL, {
-                'namespace': ADVISORY_NAMESPACE, 'remediation': self.name,
-                'username': self.params.get('remediation_user'),
-            })
-            row = self.cursor.fetchone()
+            try:
+                self.rules = detect_version(self.cursor)
+                self.cursor.execute(PREAMBLE_SQL, {
+                    'namespace': ADVISORY_NAMESPACE, 'remediation': self.name,
+                    'username': self.params.get('remediation_user'),
+                })
+                row = self.cursor.fetchone()
+            except psycopg2.Error as err:
+                raise self.error(err)
             if not row['locked']:
                 raise ConcurrentRun("another run of %s holds its advisory lock" % self.name)
             if self.need_actor and row['actor_id'] is None:
@@ -210,32 +216,20 @@ class Remediation(object):
         params.update(extra)
         return params
 
+    def error(self, err):
+        """KorrigoError for a psycopg2 error of this transaction (a lock timeout names who holds the lock)."""
+        return statement_error(err, self.conn, self.params, self.name, self.tables)
+
     def fetchone(self, statement, params):
         try:
             self.cursor.execute(statement, params)
             return self.cursor.fetchone()
         except psycopg2.Error as err:
-            raise KorrigoError("%s failed, nothing was changed: %s" % (self.name, str(err).strip()))
+            raise self.error(err)
 
     def fetchall(self, statement, params):
         try:
             self.cursor.execute(statement, params)
             return self.cursor.fetchall()
         except psycopg2.Error as err:
-            raise KorrigoError("%s failed, nothing was changed: %s" % (self.name, str(err).strip()))
-
-
-def run_module(module, body):
-    """Module edge: turn KorrigoError/ConcurrentRun into a result; only here does fail_json happen."""
-    try:
-        result = body()
-    except ConcurrentRun as err:
-        if module.params.get('lock_wait') == 'fail':
-            module.fail_json(msg=str(err))
-        module.exit_json(changed=False, skipped_concurrent_run=True, msg=str(err))
-    except KorrigoError as err:
-        extra = dict((k, v) for k, v in err.details.items() if k != 'exception')
-        if 'exception' in err.details:
-            extra['exception'] = err.details['exception']
-        module.fail_json(msg=err.msg, **extra)
-    module.exit_json(**result)
+            raise self.error(err)

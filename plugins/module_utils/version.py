@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 
 COPY_STATUSES = ('STAGING', 'READY', 'LOCKED', 'GRADING_IN_PROGRESS', 'GRADING_FAILED', 'GRADED')
 EVENT_ACTIONS = ('IMPORT', 'VALIDATE', 'LOCK', 'UNLOCK', 'CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN',

@@ -33,7 +33,7 @@ import shlex
 import socket
 import traceback
 
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 
 try:
     from urllib.parse import urlsplit, parse_qs

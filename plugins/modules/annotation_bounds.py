@@ -86,11 +86,11 @@ EXAMPLES = r'''
 RETURN = r'''
 count:
   description: Number of annotations fixed (or that would be fixed in check mode).
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
 actions:
   description: One entry per annotation, at most O(actions_limit).
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
   sample:
@@ -102,28 +102,33 @@ actions:
       after: {x: 0.7, y: 0.2, w: 0.3, h: 0.06}
 actions_truncated:
   description: True when more annotations changed than O(actions_limit) lists.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: bool
 korrigo_version:
   description: Korrigo version detected from the schema.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
   type: bool
+msg:
+  description: Which run holds the lock.
+  returned: when another run is in progress
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, korrigo_common_argument_spec, korrigo_guard_argument_spec,
+    korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     Remediation, check_positive_max_changes, check_statement_guards, remediation_result,
-    remediation_statement, require_selector, run_module, validate_uuids,
+    remediation_statement, require_selector, validate_uuids,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 
 # The same bounds test as korrigo_facts; NaN sorts above every number in PostgreSQL.
 FIX_TEMPLATE = """
@@ -227,7 +232,8 @@ def fix_annotations(module):
         'event_action': 'DELETE_ANN' if delete else 'UPDATE_ANN',
         'audit_action': 'korrigo_ops.annotation.%s' % params['mode'],
     }
-    with Remediation(params, 'annotation_bounds', module.check_mode) as rem:
+    with Remediation(params, 'annotation_bounds', module.check_mode,
+                     tables=('grading_annotation', 'exams_copy')) as rem:
         row = rem.fetchone(fix_statement(), rem.trail_params(**statement_params))
         check_statement_guards(row, params['max_changes'])
     return remediation_result(module, row['changed_rows'], row['actions'], rem.rules['name'], 'annotations',

@@ -90,20 +90,20 @@ EXAMPLES = r'''
 RETURN = r'''
 copies_checked:
   description: Copies whose trail was checked.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
 copies_with_gaps:
   description: Copies with at least one gap.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
 copies_by_creation_path:
   description: Every checked copy counted by how it came into being (every path present, 0 when none).
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: dict
   sample: {batch: 412, individual: 3, import: 25, merge: 2}
 gap_counts:
   description: Number of gaps per kind (every kind present, 0 when none).
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: dict
   sample: {missing_import: 1, missing_validate: 1, missing_finalize: 1, duplicate_finalize: 1, missing_lock: 0,
            unpaired_lock: 0, unpaired_unlock: 0}
@@ -112,7 +112,7 @@ gaps:
     - One entry per gap, at most O(list_limit), by anonymous id then kind.
     - C(creation_path) is how the copy came into being (C(batch), C(individual), C(import) or C(merge)), C(rule)
       the rule the gap broke, C(missing) what is missing.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
   sample:
@@ -121,119 +121,50 @@ gaps:
        rule: import_pdf copies have an IMPORT event, noted: false}
 normal_repeats:
   description: What looks like duplicates but is Korrigo's normal behaviour, counted per kind.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: dict
   sample: {copies_with_failed_attempts: 2, success_hidden_by_get_or_create: 1, copies_with_repeated_annotation_events: 1,
            playbook_duplicate_groups: 5}
 count:
   description: Notes written (or that would be in check mode); 0 without O(record_notes).
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
 actions:
   description: One entry per note written.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
 korrigo_version:
   description: Korrigo version detected from the schema, whose rules were applied.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
+  type: str
+skipped_concurrent_run:
+  description: True when another run held this remediation's advisory lock and nothing was done.
+  returned: when another run is in progress
+  type: bool
+msg:
+  description: Which run holds the lock.
+  returned: when another run is in progress
   type: str
 '''
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.korrigo.ops.plugins.module_utils.creation import (
-    CREATION_PATHS, CREATION_PATH_SQL, expectation_params, expectation_rules,
+from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import (
+    AUDIT_ACTION, GAP_KINDS, GAPS_CTES, version_params,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATHS
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, connect, dict_cursor, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
-    psycopg2, sql,
+    jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, read_only_session, sql,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
-    Remediation, audit_cte, check_positive_max_changes, check_statement_guards, remediation_result, run_module,
+    Remediation, audit_cte, check_positive_max_changes, check_statement_guards, remediation_result,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
 
-GAP_KINDS = ('missing_import', 'missing_validate', 'missing_finalize', 'duplicate_finalize',
-             'missing_lock', 'unpaired_lock', 'unpaired_unlock')
-AUDIT_ACTION = 'korrigo_ops.audit_trail.gap'
-EVENT_OF_KIND = {'missing_import': 'IMPORT', 'missing_validate': 'VALIDATE'}
-# The rule each other gap kind breaks (whatever the creation path); missing_import/missing_validate take theirs
-# from the creation path (module_utils/creation.py).
-KIND_RULES = {
-    'missing_finalize': 'a GRADED copy has a successful FINALIZE event',
-    'duplicate_finalize': 'finalize records its success once (get_or_create): one successful FINALIZE event',
-    'missing_lock': 'on 8f16b75 a LOCKED or GRADED copy was locked through acquire_lock (LOCK event)',
-    'unpaired_lock': 'on 8f16b75 a LOCK is closed by UNLOCK, by FINALIZE (finalize deletes the lock silently) '
-                     'or by a live lock row',
-    'unpaired_unlock': 'on 8f16b75 an UNLOCK closes the LOCK before it',
-}
-
-# Per-copy counts, then the lock/unlock sequence (8f16b75 only), then one row per (copy, gap kind).
-# A failure FINALIZE carries metadata.success=false; any other FINALIZE records a success.
-GAPS_CTES = """
-ev AS MATERIALIZED (
-    SELECT c.id AS copy_id, c.anonymous_id, c.status, """ + CREATION_PATH_SQL + """ AS creation_path,
-           count(e.id) FILTER (WHERE e.action = 'IMPORT') AS imports,
-           count(e.id) FILTER (WHERE e.action = 'VALIDATE') AS validates,
-           count(e.id) FILTER (WHERE e.action = 'LOCK') AS locks,
-           count(e.id) FILTER (WHERE e.action = 'FINALIZE'
-                                 AND e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS finalize_ok,
-           count(e.id) FILTER (WHERE e.action = 'FINALIZE' AND e.metadata -> 'success' = 'false'::jsonb)
-               AS finalize_failed
-      FROM exams_copy c LEFT JOIN grading_gradingevent e ON e.copy_id = c.id
-     GROUP BY c.id
-), single_failures AS (
-    SELECT f.copy_id FROM grading_gradingevent f
-     WHERE f.action = 'FINALIZE' AND f.metadata -> 'success' = 'false'::jsonb
-     GROUP BY f.copy_id, f.actor_id HAVING count(*) = 1
-), annotation_repeats AS (
-    SELECT DISTINCT a.copy_id FROM grading_gradingevent a
-     WHERE a.action IN ('CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN')
-     GROUP BY a.copy_id, a.action, a.actor_id HAVING count(*) > 1
-), seq AS (
-    SELECT e.copy_id, e.action,
-           lead(e.action) OVER w AS next_action, lag(e.action) OVER w AS prev_action
-      FROM grading_gradingevent e
-     WHERE %(lock_workflow)s AND e.action IN ('LOCK', 'UNLOCK', 'FINALIZE')
-    WINDOW w AS (PARTITION BY e.copy_id ORDER BY e."timestamp", e.id)
-), lock_issues AS (
-    SELECT s.copy_id,
-           count(*) FILTER (WHERE s.action = 'LOCK' AND (s.next_action = 'LOCK' OR (s.next_action IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM grading_copylock l WHERE l.copy_id = s.copy_id))))
-               AS unpaired_locks,
-           count(*) FILTER (WHERE s.action = 'UNLOCK' AND s.prev_action IS DISTINCT FROM 'LOCK') AS unpaired_unlocks
-      FROM seq s GROUP BY s.copy_id
-), gaps AS MATERIALIZED (
-    SELECT ev.copy_id, ev.anonymous_id, ev.status, ev.creation_path, g.kind, g.missing,
-           coalesce(%(gap_rules)s::jsonb ->> (g.kind || ':' || ev.creation_path), %(gap_rules)s::jsonb ->> g.kind)
-               AS rule
-      FROM ev LEFT JOIN lock_issues li ON li.copy_id = ev.copy_id
-     CROSS JOIN LATERAL (VALUES
-        ('missing_import', 'IMPORT event',
-         ev.creation_path = ANY(%(import_expected_paths)s::text[]) AND ev.imports = 0),
-        ('missing_validate', 'VALIDATE event',
-         ev.status IN ('READY', 'LOCKED', 'GRADING_IN_PROGRESS', 'GRADING_FAILED', 'GRADED')
-         AND ev.creation_path = ANY(%(validate_expected_paths)s::text[]) AND ev.validates = 0),
-        ('missing_finalize', 'successful FINALIZE event',
-         ev.status = 'GRADED' AND ev.finalize_ok = 0
-         AND NOT EXISTS (SELECT 1 FROM single_failures sf WHERE sf.copy_id = ev.copy_id)),
-        ('duplicate_finalize', 'nothing: more than one successful FINALIZE event', ev.finalize_ok > 1),
-        ('missing_lock', 'LOCK event',
-         %(lock_workflow)s AND ev.status IN ('LOCKED', 'GRADED') AND ev.locks = 0),
-        ('unpaired_lock', 'UNLOCK event after a LOCK', coalesce(li.unpaired_locks, 0) > 0),
-        ('unpaired_unlock', 'LOCK event before an UNLOCK', coalesce(li.unpaired_unlocks, 0) > 0)
-     ) AS g(kind, missing, hit)
-     WHERE g.hit
-), noted AS MATERIALIZED (
-    SELECT g.*, EXISTS (SELECT 1 FROM core_auditlog a
-                         WHERE a.action = %(audit_action)s AND a.resource_type = 'Copy'
-                           AND a.resource_id = g.copy_id::text AND a.metadata ->> 'gap' = g.kind) AS noted
-      FROM gaps g
-)"""
+# What its statements read (and, recording notes, write): named when a lock wait gives up.
+AUDIT_TABLES = ('core_auditlog', 'grading_gradingevent', 'exams_copy', 'grading_copylock')
 
 SUMMARY_COLUMNS = """
        (SELECT count(*) FROM ev) AS copies_checked,
@@ -284,23 +215,6 @@ SELECT g.n AS selected, (SELECT count(*) FROM audit) AS audit_rows,
 """
 
 
-def gap_rules(version):
-    """{'<kind>:<creation path>' or '<kind>': rule text} for ``version``: the SQL looks the gap's rule up there."""
-    rules = dict(KIND_RULES)
-    for kind, event in EVENT_OF_KIND.items():
-        for (rule_event, path), text in expectation_rules(version).items():
-            if rule_event == event:
-                rules['%s:%s' % (kind, path)] = text
-    return rules
-
-
-def version_params(version):
-    """The statement parameters that depend on the Korrigo version: who must have IMPORT / VALIDATE, the rules."""
-    params = dict(expectation_params(version))
-    params['gap_rules'] = json.dumps(gap_rules(version), sort_keys=True)
-    return params
-
-
 def complete_counts(counts, keys=GAP_KINDS):
     return dict((key, int((counts or {}).get(key, 0))) for key in keys)
 
@@ -318,20 +232,12 @@ def summary(row, version):
 
 
 def report(module, statement_params):
-    conn = connect(module.params, 'korrigo.ops:audit_trail')
-    try:
-        conn.set_session(readonly=True)
-        cursor = dict_cursor(conn)
-        rules = detect_version(cursor)
+    with read_only_session(module.params, 'korrigo.ops:audit_trail', 'checking the audit trail failed',
+                           tables=AUDIT_TABLES) as (cursor, rules):
         statement_params['lock_workflow'] = rules['lock_workflow']
         statement_params.update(version_params(rules['name']))
         cursor.execute(REPORT_TEMPLATE, statement_params)
         row = cursor.fetchone()
-    except psycopg2.Error as err:
-        raise KorrigoError("checking the audit trail failed: %s" % str(err).strip())
-    finally:
-        conn.rollback()
-        conn.close()
     result = {'changed': False, 'count': 0, 'actions': [], 'actions_truncated': False,
               'check_mode': module.check_mode}
     result.update(summary(row, rules['name']))
@@ -342,7 +248,7 @@ def record(module, statement_params):
     params = module.params
     check_positive_max_changes(params['max_changes'])
     statement = sql.SQL(RECORD_TEMPLATE).format(audit=audit_cte('audit', 'changes', 'audit_action'))
-    with Remediation(params, 'audit_trail', module.check_mode) as rem:
+    with Remediation(params, 'audit_trail', module.check_mode, tables=AUDIT_TABLES) as rem:
         statement_params.update(lock_workflow=rem.rules['lock_workflow'], version=rem.rules['name'],
                                 reason=params['reason'], run_by=params['remediation_user'],
                                 max_changes=params['max_changes'], actions_limit=params['list_limit'])
@@ -361,7 +267,8 @@ def record(module, statement_params):
 def check_trail(module):
     if module.params['list_limit'] < 0:
         raise KorrigoError("list_limit must not be negative (got %d)" % module.params['list_limit'])
-    statement_params = {'audit_action': AUDIT_ACTION, 'list_limit': module.params['list_limit']}
+    statement_params = {'audit_action': AUDIT_ACTION, 'list_limit': module.params['list_limit'],
+                        'only_copy_ids': None}
     if module.params['record_notes']:
         return record(module, statement_params)
     return report(module, statement_params)

@@ -73,6 +73,12 @@ extends_documentation_fragment:
   - korrigo.ops.korrigo.media
   - korrigo.ops.korrigo.pdf_limits
   - korrigo.ops.korrigo.attributes_remediation
+attributes:
+  check_mode:
+    description:
+      - Checks every source PDF and runs the same statement in a transaction that is rolled back; renders and writes
+        no page image, so a PDF that passes the check but fails to rasterize only shows in a real run.
+    support: full
 requirements:
   - PyMuPDF (C(pymupdf), or Debian's C(python3-fitz)) for the Python running the module.
   - Write access to the media root (as the user Korrigo's worker writes it).
@@ -101,15 +107,15 @@ EXAMPLES = r'''
 RETURN = r'''
 count:
   description: Copies changed (imported plus newly flagged), or that would be in check mode.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
 imported:
   description: Number of copies that got their pages.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
 actions:
   description: One entry per copy imported or flagged, at most O(actions_limit), ordered by anonymous id.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
   sample:
@@ -127,27 +133,31 @@ actions:
       after: {status: STAGING, pages: 0, flagged: encrypted}
 flagged:
   description: Every stuck copy whose PDF is not C(ok), flagged now or before, with its verdict and detail.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
 skipped:
   description: Listed copies that are not stuck (their status and page count), left alone.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
 verdicts:
   description: PDF verdict per stuck copy considered.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
 korrigo_version:
   description: Korrigo version detected from the schema.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
   type: bool
+msg:
+  description: Which run holds the lock.
+  returned: when another run is in progress
+  type: str
 '''
 
 import json
@@ -157,10 +167,12 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import PAGES_COUNT_SQL
 from ansible_collections.korrigo.ops.plugins.module_utils.creation import arrival_time_sql
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
+    korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.media import (
     korrigo_media_argument_spec, media_root_from_params,
 )
@@ -169,17 +181,14 @@ from ansible_collections.korrigo.ops.plugins.module_utils.pdf import (
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     UNKNOWN_COPIES_CTES, Remediation, audit_cte, check_positive_max_changes, check_statement_guards,
-    grading_event_cte, remediation_result, require_selector, run_module, validate_uuids,
+    grading_event_cte, remediation_result, require_selector, validate_uuids,
 )
 
 FLAG_ACTION = 'korrigo_ops.copy_import.flag_reupload'
 IMPORT_ACTION = 'korrigo_ops.copy_import.reimport'
 
-# Pages of a copy: the sum of its booklets' pages_images lengths (0 when it has no booklet).
-PAGES_EXPR = """(SELECT coalesce(sum(CASE jsonb_typeof(b.pages_images) WHEN 'array'
-                                     THEN jsonb_array_length(b.pages_images) ELSE 0 END), 0)
-                   FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
-                  WHERE cb.copy_id = c.id)"""
+# Pages of a copy: the sum of its booklets' pages_images lengths (0 when it has no booklet): copy_rules, one home.
+PAGES_EXPR = PAGES_COUNT_SQL
 
 SELECT_TEMPLATE = """
 WITH {unknown},
@@ -386,7 +395,8 @@ def repair(module):
     root = media_root_from_params(params)
     pages = PageFiles(root)
     try:
-        with Remediation(params, 'copy_import', module.check_mode) as rem:
+        with Remediation(params, 'copy_import', module.check_mode,
+                         tables=('exams_copy', 'exams_booklet', 'exams_copy_booklets')) as rem:
             found = rem.fetchone(select_statement(rem.rules), {
                 'copy_ids': copy_ids, 'all_copies': not copy_ids, 'stuck_after': params['stuck_after_minutes'],
             })

@@ -83,11 +83,11 @@ EXAMPLES = r'''
 RETURN = r'''
 count:
   description: Number of copies changed (or that would change in check mode).
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
 actions:
   description: One entry per changed copy, at most O(actions_limit).
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
   sample:
@@ -98,31 +98,36 @@ actions:
       after: {status: READY, grading_retries: 1}
 skipped:
   description: Selected copies left alone, with the reason.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
 actions_truncated:
   description: True when more copies changed than O(actions_limit) lists.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: bool
 korrigo_version:
   description: Korrigo version detected from the schema.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
   type: bool
+msg:
+  description: Which run holds the lock.
+  returned: when another run is in progress
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
+    jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     Remediation, check_positive_max_changes, check_statement_guards, remediation_result,
-    remediation_statement, require_selector, run_module, validate_uuids,
+    remediation_statement, require_selector, validate_uuids,
 )
 
 TRANSITION_TEMPLATE = """
@@ -225,7 +230,7 @@ def validate(params):
 def make_finalizable(module):
     params = module.params
     copy_ids = validate(params)
-    with Remediation(params, 'copy_status', module.check_mode) as rem:
+    with Remediation(params, 'copy_status', module.check_mode, tables=('exams_copy',)) as rem:
         statement_params = {
             'copy_ids': copy_ids,
             'reset_retries': params['reset_retries'],

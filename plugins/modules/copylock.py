@@ -80,12 +80,12 @@ EXAMPLES = r'''
 RETURN = r'''
 count:
   description: Number of locks released (or that would be released in check mode).
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
   sample: 5
 actions:
   description: One entry per released lock, at most O(actions_limit), ordered by anonymous id.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
   sample:
@@ -99,32 +99,37 @@ actions:
       after: {status: READY, lock_expires_at: null}
 actions_truncated:
   description: True when more locks were released than O(actions_limit) lists.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: bool
 kept:
   description: Active locks of O(copy_ids) left in place because O(force) was not set.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
 korrigo_version:
   description: Korrigo version detected from the schema (C(head) or C(8f16b75)).
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
   sample: head
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
   type: bool
+msg:
+  description: Which run holds the lock.
+  returned: when another run is in progress
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
+    jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     Remediation, check_positive_max_changes, check_statement_guards, remediation_result,
-    remediation_statement, require_selector, run_module, validate_uuids,
+    remediation_statement, require_selector, validate_uuids,
 )
 
 DEFAULT_REASON = 'expired lock released by korrigo.ops'
@@ -223,7 +228,7 @@ def release_locks(module):
         'event_action': 'UNLOCK',
         'audit_action': 'korrigo_ops.copylock.release',
     }
-    with Remediation(params, 'copylock', module.check_mode) as rem:
+    with Remediation(params, 'copylock', module.check_mode, tables=('grading_copylock', 'exams_copy')) as rem:
         row = rem.fetchone(release_statement(), rem.trail_params(**statement_params))
         check_statement_guards(row, params['max_changes'])
     return remediation_result(module, row['released'], row['actions'], rem.rules['name'], 'locks', 'copy_id',

@@ -105,103 +105,40 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import finalizations_ctes, stuck_imports_ctes
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, connect, dict_cursor, jsonable, korrigo_common_argument_spec, psycopg2,
+    jsonable, korrigo_common_argument_spec, read_only_session,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module, validate_uuids
-from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATH_SQL, arrival_time_sql
-from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES, detect_version
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.remediation import validate_uuids
+from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES
 
 SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version')
 
 COPIES_SQL = "SELECT status, count(*) AS n FROM exams_copy GROUP BY status"
 
-# Only a STAGING copy with no booklet or empty pages_images is stuck; with pages it awaits validation. An
-# individual upload (HEAD) never gets pages by itself: its age is its exams_exampdf upload time.
+# The stuck-import and failed-finalization rules have one home, module_utils/copy_rules (copy_import and
+# copy_dossier use the same CTEs); these statements only count and list what they select.
 STUCK_IMPORTS_SQL = """
-WITH staging AS (
-    SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.exam_id,
-           {arrival} AS imported_at,
-           {creation_path} AS creation_path,
-           (SELECT count(*) FROM exams_copy_booklets cb WHERE cb.copy_id = c.id) AS booklets,
-           (SELECT coalesce(sum(CASE jsonb_typeof(b.pages_images)
-                                WHEN 'array' THEN jsonb_array_length(b.pages_images) ELSE 0 END), 0)
-              FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
-             WHERE cb.copy_id = c.id) AS pages
-      FROM exams_copy c
-     WHERE c.status = 'STAGING'
-), stuck AS (
-    SELECT s.*, extract(epoch FROM now() - s.imported_at)::float8 AS age_seconds,
-           s.imported_at IS NULL AS age_unknown
-      FROM staging s
-     WHERE s.pages = 0
-       AND (s.imported_at IS NULL OR s.imported_at < now() - make_interval(mins => %(stuck_after)s))
-)
+WITH @STUCK_CTES@
 SELECT (SELECT count(*) FROM staging) AS staging_total,
        (SELECT count(*) FROM staging WHERE pages > 0) AS awaiting_validation,
        (SELECT count(*) FROM staging WHERE pages = 0) AS without_pages,
        (SELECT count(*) FROM stuck) AS stuck_total,
        (SELECT count(*) FROM stuck WHERE age_unknown) AS stuck_unknown_age,
-       (SELECT coalesce(jsonb_object_agg(creation_path, n), '{{}}')
+       (SELECT coalesce(jsonb_object_agg(creation_path, n), '{}')
           FROM (SELECT creation_path, count(*) AS n FROM stuck GROUP BY creation_path) p) AS stuck_by_creation_path,
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.imported_at NULLS FIRST, x.anonymous_id), '[]')
           FROM (SELECT * FROM stuck ORDER BY imported_at NULLS FIRST, anonymous_id LIMIT %(limit)s) x) AS stuck
 """
 
-# A failure event carries metadata.success=false; any other FINALIZE event records a success. The cause is
-# decided from the database alone. Finalize flattens the booklets' page images (never pdf_source): each copy
-# lists them in start_page order, and whether they are on disk and open is the role's check (pdf_check).
 FINALIZATIONS_SQL = """
-WITH failing AS (
-    SELECT c.id AS copy_id, c.anonymous_id, c.status, c.grading_retries, c.grading_error_message,
-           c.pdf_source, {creation_path} AS creation_path,
-           (SELECT coalesce(jsonb_agg(p.image ORDER BY b.start_page, p.n), '[]')
-              FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
-             CROSS JOIN LATERAL jsonb_array_elements_text(CASE jsonb_typeof(b.pages_images)
-                                                           WHEN 'array' THEN b.pages_images ELSE '[]' END)
-                        WITH ORDINALITY AS p(image, n)
-             WHERE cb.copy_id = c.id) AS pages_images,
-           f.failure_events, f.success_events, f.last_failure_at, f.max_failures_same_actor,
-           (SELECT max(e."timestamp") FROM grading_gradingevent e WHERE e.copy_id = c.id) AS last_activity_at,
-           (SELECT count(*) FROM grading_annotation a
-             WHERE a.copy_id = c.id
-               AND (a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
-                    OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h))) AS out_of_bounds_annotations
-      FROM exams_copy c
-      LEFT JOIN LATERAL (
-           SELECT count(*) FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS failure_events,
-                  count(*) FILTER (WHERE e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS success_events,
-                  max(e."timestamp") FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS last_failure_at,
-                  (SELECT coalesce(max(n), 0) FROM (
-                       SELECT count(*) AS n FROM grading_gradingevent x
-                        WHERE x.copy_id = c.id AND x.action = 'FINALIZE'
-                          AND x.metadata -> 'success' = 'false'::jsonb GROUP BY x.actor_id) per_actor)
-                      AS max_failures_same_actor
-             FROM grading_gradingevent e
-            WHERE e.copy_id = c.id AND e.action = 'FINALIZE') f ON true
-     WHERE c.status IN ('GRADING_FAILED', 'GRADING_IN_PROGRESS')
-), decided AS (
-    SELECT x.*,
-           x.status = 'GRADING_IN_PROGRESS'
-               AND (x.last_activity_at IS NULL
-                    OR x.last_activity_at < now() - make_interval(mins => %(stale_after)s)) AS stale,
-           CASE WHEN x.status = 'GRADING_IN_PROGRESS'
-                     AND (x.last_activity_at IS NULL
-                          OR x.last_activity_at < now() - make_interval(mins => %(stale_after)s)) THEN 'worker_died'
-                WHEN x.status = 'GRADING_IN_PROGRESS' THEN 'in_progress'
-                WHEN x.out_of_bounds_annotations > 0 THEN 'out_of_bounds_annotations'
-                WHEN jsonb_array_length(x.pages_images) = 0
-                     OR x.grading_error_message LIKE 'No pages found%%' THEN 'no_pages'
-                WHEN x.max_failures_same_actor >= 2 THEN 'repeated_failures_same_actor'
-                WHEN x.grading_error_message ILIKE '%%timeout%%' THEN 'timeout'
-                ELSE 'unknown' END AS cause
-      FROM failing x
-)
+WITH @FINALIZATIONS_CTES@
 SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_total,
        (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED' AND grading_retries >= 3) AS retries_exhausted,
        (SELECT count(*) FROM decided WHERE status = 'GRADING_IN_PROGRESS') AS in_progress_total,
        (SELECT count(*) FROM decided WHERE stale) AS in_progress_stale,
-       (SELECT coalesce(jsonb_object_agg(cause, n), '{{}}')
+       (SELECT coalesce(jsonb_object_agg(cause, n), '{}')
           FROM (SELECT cause, count(*) AS n FROM decided GROUP BY cause) by_cause) AS by_cause,
        (SELECT count(*) FROM exams_copy c
          WHERE (SELECT count(*) FROM grading_gradingevent e
@@ -213,8 +150,10 @@ SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_
 
 
 def statement(template, rules):
-    """A facts statement with the creation-path rule and the version's arrival time filled in (constants)."""
-    return template.format(creation_path=CREATION_PATH_SQL, arrival=arrival_time_sql(rules))
+    """A facts statement with the shared rules (module_utils/copy_rules) filled in: constants, no input."""
+    return (template.replace('@STUCK_CTES@', stuck_imports_ctes(rules))
+            .replace('@FINALIZATIONS_CTES@', finalizations_ctes()))
+
 
 LOCKS_SQL = """
 WITH locks AS (
@@ -283,14 +222,14 @@ def fetch(cursor, query, params=None):
     return cursor.fetchone()
 
 
-def gather(cursor, subsets, params):
+def gather(cursor, rules, subsets, params):
     query_params = {
         'stuck_after': params['stuck_after_minutes'],
         'lock_age': params['lock_age_minutes'],
         'stale_after': params['stale_after_minutes'],
         'limit': params['list_limit'],
+        'only_copy_ids': None,
     }
-    rules = detect_version(cursor)
     facts = {'version': rules}
     if 'copies' in subsets:
         cursor.execute(COPIES_SQL)
@@ -331,15 +270,8 @@ def gather_facts(module):
         if params[name] < 0:
             raise KorrigoError("%s must not be negative (got %d)" % (name, params[name]))
     params['watch_copy_ids'] = validate_uuids(params['watch_copy_ids'])
-    conn = connect(params, 'korrigo.ops:korrigo_facts')
-    try:
-        conn.set_session(readonly=True)
-        facts = gather(dict_cursor(conn), selected_subsets(params['gather_subset']), params)
-    except psycopg2.Error as err:
-        raise KorrigoError("gathering Korrigo facts failed: %s" % str(err).strip())
-    finally:
-        conn.rollback()
-        conn.close()
+    with read_only_session(params, 'korrigo.ops:korrigo_facts', 'gathering Korrigo facts failed') as (cursor, rules):
+        facts = gather(cursor, rules, selected_subsets(params['gather_subset']), params)
     return {'changed': False, 'ansible_facts': {'korrigo': facts}}
 
 

@@ -92,6 +92,7 @@ options:
   broker_url:
     description:
       - Korrigo's C(CELERY_BROKER_URL) (Redis). Empty skips the backlog.
+      - It may carry the Redis password, so it is never logged.
     type: str
     default: ''
   queue:
@@ -168,11 +169,10 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.korrigo.ops.plugins.module_utils.broker import queue_length
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, connect, dict_cursor, jsonable, korrigo_common_argument_spec, psycopg2, sql,
+    jsonable, korrigo_common_argument_spec, psycopg2, read_only_session, sql,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils import prometheus
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
-from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
 
 SUBSETS = ('metrics', 'sessions', 'connections', 'indexes', 'statements', 'backlog')
 
@@ -322,7 +322,7 @@ def plan_summary(plan):
     }
 
 
-def gather_indexes(conn, cursor):
+def gather_indexes(cursor):
     found = []
     for spec in PLAYBOOK_INDEXES:
         cursor.execute(INDEX_SQL, spec)
@@ -330,7 +330,7 @@ def gather_indexes(conn, cursor):
         valid = [r for r in rows if r['valid']]
         create = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({column})").format(
             name=sql.Identifier(spec['name']), table=sql.Identifier(spec['table']),
-            column=sql.Identifier(spec['column'])).as_string(conn)
+            column=sql.Identifier(spec['column'])).as_string(cursor)
         cursor.execute("EXPLAIN (FORMAT JSON) " + spec['hot_query'])  # fixed text from the allow-list above
         plan = cursor.fetchone()
         plan = list(plan.values())[0][0]['Plan']
@@ -363,12 +363,10 @@ def gather_database(params, subsets):
         'query_length': params['query_length'], 'limit': params['list_limit'],
         'long_running': params['long_running_seconds'], 'idle_in_transaction': params['idle_in_transaction_seconds'],
     }
-    conn = connect(params, 'korrigo.ops:korrigo_latency_facts')
     facts = {}
-    try:
-        conn.set_session(readonly=True)
-        cursor = dict_cursor(conn)
-        facts['version'] = detect_version(cursor)
+    with read_only_session(params, 'korrigo.ops:korrigo_latency_facts',
+                           'gathering latency facts failed') as (cursor, rules):
+        facts['version'] = rules
         if 'sessions' in subsets:
             cursor.execute(SESSIONS_SQL, query_params)
             facts['sessions'] = cursor.fetchone()
@@ -378,15 +376,10 @@ def gather_database(params, subsets):
             row['used_ratio'] = round(float(row['total']) / row['max_connections'], 4)
             facts['connections'] = row
         if 'indexes' in subsets:
-            facts['indexes'] = gather_indexes(conn, cursor)
+            facts['indexes'] = gather_indexes(cursor)
             facts['missing_indexes'] = [i for i in facts['indexes'] if not i['present']]
         if 'statements' in subsets:
             facts['pg_stat_statements'] = gather_statements(cursor, query_params)
-    except psycopg2.Error as err:
-        raise KorrigoError("gathering latency facts failed: %s" % str(err).strip())
-    finally:
-        conn.rollback()
-        conn.close()
     return facts
 
 
@@ -430,7 +423,7 @@ def main():
         idle_in_transaction_seconds=dict(type='int', default=60),
         query_length=dict(type='int', default=200),
         list_limit=dict(type='int', default=50),
-        broker_url=dict(type='str', default=''),
+        broker_url=dict(type='str', default='', no_log=True),
         queue=dict(type='str', default='celery'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

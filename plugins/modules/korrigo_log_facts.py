@@ -100,6 +100,9 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.logs import read_tail
+
 UUID_RE = re.compile(r'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}')
 HEX_RE = re.compile(r'\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b')
 NUM_RE = re.compile(r'\d+(\.\d+)?')
@@ -128,15 +131,6 @@ def exception_class(exc_info):
     if not lines:
         return None
     return lines[-1].split(':', 1)[0].strip()[:100]
-
-
-def read_tail(path, max_bytes):
-    size = os.path.getsize(path)
-    with open(path, 'rb') as handle:
-        if size > max_bytes:
-            handle.seek(size - max_bytes)
-            handle.readline()  # a partial line
-        return handle.read().decode('utf-8', 'replace').splitlines()
 
 
 def summarize(lines, now, params):
@@ -200,6 +194,27 @@ def summarize(lines, now, params):
     }
 
 
+def gather_facts(params):
+    for name in ('window_minutes', 'max_bytes', 'list_limit', 'slow_request_ms'):
+        if params[name] < 0:
+            raise KorrigoError("%s must not be negative (got %d)" % (name, params[name]))
+    now = datetime.datetime.utcnow()
+    facts = {'path': params['path'], 'window_minutes': params['window_minutes'],
+             'until': now.strftime('%Y-%m-%d %H:%M:%S'),
+             'since': (now - datetime.timedelta(minutes=params['window_minutes'])).strftime('%Y-%m-%d %H:%M:%S')}
+    if not os.path.isfile(params['path']):
+        facts.update(exists=False, errors_total=0, signatures=[], signatures_total=0,
+                     requests={'total': 0, 'errors_5xx': 0, 'error_rate': 0.0, 'slow': 0})
+        return {'changed': False, 'ansible_facts': {'korrigo_log': facts}}
+    try:
+        lines = read_tail(params['path'], params['max_bytes'])
+    except (IOError, OSError) as err:
+        raise KorrigoError("cannot read Korrigo's log %s: %s" % (params['path'], err))
+    facts['exists'] = True
+    facts.update(summarize(lines, now, params))
+    return {'changed': False, 'ansible_facts': {'korrigo_log': facts}}
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(
         path=dict(type='path', required=True),
@@ -209,25 +224,7 @@ def main():
         max_bytes=dict(type='int', default=52428800),
         list_limit=dict(type='int', default=20),
     ), supports_check_mode=True)
-    params = module.params
-    for name in ('window_minutes', 'max_bytes', 'list_limit', 'slow_request_ms'):
-        if params[name] < 0:
-            module.fail_json(msg="%s must not be negative (got %d)" % (name, params[name]))
-    now = datetime.datetime.utcnow()
-    facts = {'path': params['path'], 'window_minutes': params['window_minutes'],
-             'until': now.strftime('%Y-%m-%d %H:%M:%S'),
-             'since': (now - datetime.timedelta(minutes=params['window_minutes'])).strftime('%Y-%m-%d %H:%M:%S')}
-    if not os.path.isfile(params['path']):
-        facts.update(exists=False, errors_total=0, signatures=[], signatures_total=0,
-                     requests={'total': 0, 'errors_5xx': 0, 'error_rate': 0.0, 'slow': 0})
-        module.exit_json(changed=False, ansible_facts={'korrigo_log': facts})
-    try:
-        lines = read_tail(params['path'], params['max_bytes'])
-    except (IOError, OSError) as err:
-        module.fail_json(msg="cannot read Korrigo's log %s: %s" % (params['path'], err))
-    facts['exists'] = True
-    facts.update(summarize(lines, now, params))
-    module.exit_json(changed=False, ansible_facts={'korrigo_log': facts})
+    run_module(module, lambda: gather_facts(module.params))
 
 
 if __name__ == '__main__':

@@ -109,7 +109,7 @@ from ansible_collections.korrigo.ops.plugins.module_utils.media import (
 from ansible_collections.korrigo.ops.plugins.module_utils.pdf import (
     FILE_KINDS, check_files, limits_from_params, pdf_limits_argument_spec, summarize,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import run_module
 
 
 def check(module):

@@ -75,6 +75,12 @@ extends_documentation_fragment:
   - korrigo.ops.korrigo
   - korrigo.ops.korrigo.guards
   - korrigo.ops.korrigo.attributes_remediation
+attributes:
+  check_mode:
+    description:
+      - Selects the same sessions with the same statement, terminates none and rolls the audit rows back. A real
+        run's terminations are not transactional.
+    support: full
 seealso:
   - module: korrigo.ops.korrigo_latency_facts
 '''
@@ -99,12 +105,12 @@ EXAMPLES = r'''
 RETURN = r'''
 count:
   description: Sessions terminated (or that would be in check mode).
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: int
   sample: 1
 actions:
   description: One entry per terminated session, longest transaction first.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
   sample:
@@ -118,27 +124,32 @@ actions:
       after: {state: terminated}
 skipped_superusers:
   description: Sessions over a threshold left alone because their role is a superuser.
-  returned: always
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: list
   elements: dict
 korrigo_version:
   description: Korrigo version detected from the schema.
-  returned: success
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
   type: bool
+msg:
+  description: Which run holds the lock.
+  returned: when another run is in progress
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
+    korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     Remediation, audit_cte, check_positive_max_changes, check_statement_guards, remediation_result,
-    require_selector, run_module,
+    require_selector,
 )
 
 TERMINATE_TEMPLATE = """

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, VERSIONS
 
 INDEX = 'exams_copy_status_ops_idx'
 
@@ -33,7 +33,7 @@ def diagnose(tmp_path, *extra):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.cache', 'collections'))
     command = ['ansible-playbook', os.path.join(ROOT, 'playbooks', 'diagnose_latency.yml'),
-               '-i', os.path.join(ROOT, 'inventories', 'local'), '-e', 'korrigo_db_name=korrigo_8f16b75',
+               '-i', os.path.join(ROOT, 'inventories', 'local'), '-e', 'korrigo_db_name=%s' % VERSIONS['8f16b75'],
                '-e', 'korrigo_report_dir=%s' % tmp_path] + list(extra)
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""playbooks/triage.yml against the stack seeded in each severity, run with the read-only role."""
+"""The triage playbook (korrigo.ops.triage) against the stack seeded in each severity, run with the read-only role."""
 import datetime
 import json
 import os
@@ -8,10 +8,12 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, restart_service
+from conftest import ROOT, VERSIONS, restart_service
 from korrigo_stack import scenarios_latency
 
 READ_ONLY = ['-e', 'triage_db_user=korrigo_readonly', '-e', 'triage_db_password=korrigo_readonly']
+# The seeded database (its own one with KORRIGO_TEST_DB_SUFFIX; the stack's worker and backend use `korrigo`).
+OUR_DATABASE = ['-e', 'korrigo_db_name=%s' % VERSIONS['head']]
 
 
 def write_log(path, requests=20, errors=0):
@@ -43,7 +45,7 @@ def triage(korrigo_head, tmp_path):
         command = ['ansible-playbook', os.path.join(ROOT, 'playbooks', 'triage.yml'),
                    '-i', os.path.join(ROOT, 'inventories', 'local'), '-e', 'korrigo_report_dir=%s' % tmp_path,
                    '-e', 'korrigo_log_file=%s' % log_file, '-e', 'triage_latency_threshold_seconds=30'] \
-            + READ_ONLY + list(extra)
+            + READ_ONLY + OUR_DATABASE + list(extra)
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         with open(str(tmp_path / 'triage-korrigo-local.json')) as handle:
@@ -55,6 +57,7 @@ def test_healthy_stack_is_none(korrigo_head, triage):
     korrigo_head.seed('baseline')
     report = triage()
     assert report['severity'] == 'none', report['found']
+    assert report['status'] == 'healthy'
     assert report['details']['verdict']['remediation_roles'] == []
     services = report['details']['facts']['services']
     assert all(services[name]['running'] for name in ('db', 'redis', 'backend', 'celery'))
@@ -66,7 +69,8 @@ def test_expired_locks_of_several_users_are_p3(korrigo_head, triage):
     report = triage()
     assert report['severity'] == 'P3'
     assert report['details']['verdict']['remediation_roles'] == ['lock_conflicts']
-    assert 'playbooks/release_expired_locks.yml' in report['needs_human'][0]
+    assert report['needs_human'][0].startswith('korrigo.ops.release_expired_locks (role korrigo.ops.lock_conflicts) <- ')
+    assert report['status'] == 'needs a human'
 
 
 def test_slow_endpoint_is_p3_naming_the_latency_playbook(korrigo_head, triage):

@@ -3,7 +3,8 @@
 # running Docker daemon. Called by `make demo` / `make test` (the `stack`
 # target) and by .ci/run; safe and quick to run again.
 #
-# Usage: bootstrap.sh [packages] [docker]     (default: both, in that order)
+# Usage: bootstrap.sh [packages] [docker] [test-packages]
+#                                  (default: packages docker, in that order)
 #   packages  docker.io, docker-compose, debootstrap, make, curl,
 #             postgresql-client, python3-venv: installed with apt-get when run
 #             as root (one `apt-get update` first), otherwise the one command
@@ -51,6 +52,32 @@ packages() {
   apt-get update -q
   apt-get install -y -q "${missing[@]}" </dev/null
   say "packages: installed ${missing[*]}"
+}
+
+# What the test suite needs besides the stack (tests/stack/apt-packages.txt: chromium for the HTML report,
+# Prometheus, Alertmanager and Java for the alerting end-to-end test).
+test_packages() {
+  local list missing=()
+  list="$(dirname "$0")/apt-packages.txt"
+  [ -f "$list" ] || { say "test-packages: no $list"; return 0; }
+  local pkg
+  while read -r pkg; do
+    [ -n "$pkg" ] || continue
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$list")
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "test-packages: all present"
+    return 0
+  fi
+  if ! is_root; then
+    say "run once as root:  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    fail "missing test packages (root is needed to install them)"
+  fi
+  say "test-packages: installing ${missing[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+  say "test-packages: installed ${missing[*]}"
 }
 
 docker_daemon() {
@@ -101,7 +128,8 @@ for step in "${steps[@]}"; do
   case "$step" in
     packages) packages ;;
     docker) docker_daemon ;;
+    test-packages) test_packages ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
-    *) fail "unknown step '$step' (packages, docker)" ;;
+    *) fail "unknown step '$step' (packages, docker, test-packages)" ;;
   esac
 done

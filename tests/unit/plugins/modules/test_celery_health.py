@@ -225,3 +225,67 @@ def test_broker_urls_are_no_log():
     source = inspect.getsource(celery_health.main)
     assert "broker_url=dict(type='str', required=True, no_log=True)" in source
     assert "worker_broker_url=dict(type='str', no_log=True)" in source
+
+
+@pytest.mark.parametrize('state,policy,healthy,running,action', [
+    (None, 'if_unhealthy', False, False, 'none'),
+    ('started', 'if_unhealthy', False, False, 'started'),
+    ('started', 'if_unhealthy', False, True, 'none'),
+    ('started', 'always', True, True, 'none'),
+    ('restarted', 'if_unhealthy', True, True, 'none'),
+    ('restarted', 'if_unhealthy', False, True, 'restarted'),
+    ('restarted', 'if_unhealthy', False, False, 'restarted'),
+    ('restarted', 'always', True, True, 'restarted'),
+])
+def test_worker_action(state, policy, healthy, running, action):
+    assert celery_health.decide(state, policy, healthy, running) == action
+
+
+class FakeGuard(object):
+    """side_effects.SideEffects without a database: plans, performs (not in check mode) and records."""
+    opened = []
+
+    def __init__(self, params, name, check_mode, **kwargs):
+        self.name, self.check_mode, self.planned, self.records = name, check_mode, None, []
+        FakeGuard.opened.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def plan(self, count):
+        self.planned = count
+
+    def perform(self, action, resource_type, resource_id, effect, before=None, metadata=None):
+        assert self.planned is not None and len(self.records) < self.planned
+        if not self.check_mode:
+            effect()
+        self.records.append((action, resource_type, resource_id))
+        return self.records[-1]
+
+    def result(self):
+        return {'audit_rows': 0 if self.check_mode else len(self.records),
+                'audit_actions': sorted(set(r[0] for r in self.records))}
+
+
+@pytest.fixture(autouse=True)
+def fake_guard(monkeypatch):
+    """The start/restart guard (advisory lock, actor, audit row) is tested against PostgreSQL in integration."""
+    FakeGuard.opened = []
+    monkeypatch.setattr(celery_health, 'SideEffects', FakeGuard)
+    return FakeGuard
+
+
+def test_a_start_is_guarded_and_recorded(broker, monkeypatch):
+    use(monkeypatch, FakeService(answers=broker))
+    result = celery_health.health(FakeModule(state='started', compose_project='korrigo', wait_timeout=5))
+    assert result['audit_rows'] == 1 and result['audit_actions'] == ['korrigo_ops.celery_health.start']
+    assert FakeGuard.opened[0].records == [('korrigo_ops.celery_health.start', 'CeleryWorker', 'fake service')]
+
+
+def test_diagnosis_opens_no_guard(broker, no_manager):
+    broker[:] = PONG
+    result = celery_health.health(FakeModule(state='restarted', compose_project='korrigo'))
+    assert result['audit_rows'] == 0 and FakeGuard.opened == []

@@ -2,7 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.korrigo.ops.plugins.filter.finalization import (
-    describe_pages_problem, finalize_pending, with_page_verdicts,
+    describe_pages_problem, describe_still_running, finalization_decision, finalize_pending, with_page_verdicts,
 )
 
 
@@ -50,3 +50,21 @@ def test_page_problems_name_the_copy_the_files_and_what_to_do(verdict, text):
     line = describe_pages_problem({'anonymous_id': '06A4-001', 'pages_verdict': verdict, 'pages_problems': problems})
     assert line.startswith('06A4-001: ') and text in line
     assert 'page_001.png' in line and 'page_006.png' not in line and 'and 2 more' in line
+
+
+def test_decision_repairs_copies_with_good_pages_and_leaves_the_rest_to_a_human():
+    checked = [
+        {'copy_id': 'a', 'anonymous_id': 'A', 'cause': 'out_of_bounds_annotations', 'pages_verdict': 'ok'},
+        {'copy_id': 'b', 'anonymous_id': 'B', 'cause': 'worker_died', 'pages_verdict': 'ok'},
+        {'copy_id': 'c', 'anonymous_id': 'C', 'cause': 'timeout', 'pages_verdict': 'ok'},
+        {'copy_id': 'd', 'anonymous_id': 'D', 'cause': 'worker_died', 'pages_verdict': 'missing_pages'},
+        {'copy_id': 'e', 'anonymous_id': 'E', 'cause': 'in_progress', 'pages_verdict': 'ok'},
+    ]
+    decision = finalization_decision(checked)
+    assert decision['out_of_bounds_copy_ids'] == ['a'] and decision['worker_died_copy_ids'] == ['b']
+    assert decision['refinalize_copy_ids'] == ['a', 'b', 'c']
+    assert [c['copy_id'] for c in decision['bad_pages']] == ['d']
+    assert [c['copy_id'] for c in decision['still_running']] == ['e']
+    assert describe_still_running(checked[4]) == 'E: finalize still running (not stale yet)'
+    with pytest.raises(AnsibleFilterError):
+        finalization_decision('x')

@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: korrigo.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The audit-trail rules of scenario 5, in one place: which events a copy must have for its status, its creation
+path and the Korrigo version, and what is normal although it looks odd. audit_trail checks every copy with them,
+copy_dossier one copy. ``%(only_copy_ids)s`` is NULL for every copy, or the copies to check (read by index)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import ONLY_COPIES
+from ansible_collections.korrigo.ops.plugins.module_utils.creation import (
+    CREATION_PATH_SQL, expectation_params, expectation_rules,
+)
+
+ONLY_EVENTS = "(%(only_copy_ids)s::uuid[] IS NULL OR x.copy_id = ANY(%(only_copy_ids)s::uuid[]))"
+
+GAP_KINDS = ('missing_import', 'missing_validate', 'missing_finalize', 'duplicate_finalize',
+             'missing_lock', 'unpaired_lock', 'unpaired_unlock')
+AUDIT_ACTION = 'korrigo_ops.audit_trail.gap'
+EVENT_OF_KIND = {'missing_import': 'IMPORT', 'missing_validate': 'VALIDATE'}
+# The rule each other gap kind breaks (whatever the creation path); missing_import/missing_validate take theirs
+# from the creation path (module_utils/creation.py).
+KIND_RULES = {
+    'missing_finalize': 'a GRADED copy has a successful FINALIZE event',
+    'duplicate_finalize': 'finalize records its success once (get_or_create): one successful FINALIZE event',
+    'missing_lock': 'on 8f16b75 a LOCKED or GRADED copy was locked through acquire_lock (LOCK event)',
+    'unpaired_lock': 'on 8f16b75 a LOCK is closed by UNLOCK, by FINALIZE (finalize deletes the lock silently) '
+                     'or by a live lock row',
+    'unpaired_unlock': 'on 8f16b75 an UNLOCK closes the LOCK before it',
+}
+
+# Per-copy counts, then the lock/unlock sequence (8f16b75 only), then one row per (copy, gap kind).
+# A failure FINALIZE carries metadata.success=false; any other FINALIZE records a success.
+GAPS_CTES = """
+ev AS MATERIALIZED (
+    SELECT c.id AS copy_id, c.anonymous_id, c.status, """ + CREATION_PATH_SQL + """ AS creation_path,
+           count(e.id) FILTER (WHERE e.action = 'IMPORT') AS imports,
+           count(e.id) FILTER (WHERE e.action = 'VALIDATE') AS validates,
+           count(e.id) FILTER (WHERE e.action = 'LOCK') AS locks,
+           count(e.id) FILTER (WHERE e.action = 'FINALIZE'
+                                 AND e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS finalize_ok,
+           count(e.id) FILTER (WHERE e.action = 'FINALIZE' AND e.metadata -> 'success' = 'false'::jsonb)
+               AS finalize_failed
+      FROM exams_copy c LEFT JOIN grading_gradingevent e ON e.copy_id = c.id
+     WHERE """ + ONLY_COPIES + """
+     GROUP BY c.id
+), single_failures AS (
+    SELECT f.copy_id FROM grading_gradingevent f
+     WHERE f.action = 'FINALIZE' AND f.metadata -> 'success' = 'false'::jsonb
+       AND """ + ONLY_EVENTS.replace("x.", "f.") + """
+     GROUP BY f.copy_id, f.actor_id HAVING count(*) = 1
+), annotation_repeats AS (
+    SELECT DISTINCT a.copy_id FROM grading_gradingevent a
+     WHERE a.action IN ('CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN')
+     GROUP BY a.copy_id, a.action, a.actor_id HAVING count(*) > 1
+), seq AS (
+    SELECT e.copy_id, e.action,
+           lead(e.action) OVER w AS next_action, lag(e.action) OVER w AS prev_action
+      FROM grading_gradingevent e
+     WHERE %(lock_workflow)s AND e.action IN ('LOCK', 'UNLOCK', 'FINALIZE')
+       AND """ + ONLY_EVENTS.replace("x.", "e.") + """
+    WINDOW w AS (PARTITION BY e.copy_id ORDER BY e."timestamp", e.id)
+), lock_issues AS (
+    SELECT s.copy_id,
+           count(*) FILTER (WHERE s.action = 'LOCK' AND (s.next_action = 'LOCK' OR (s.next_action IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM grading_copylock l WHERE l.copy_id = s.copy_id))))
+               AS unpaired_locks,
+           count(*) FILTER (WHERE s.action = 'UNLOCK' AND s.prev_action IS DISTINCT FROM 'LOCK') AS unpaired_unlocks
+      FROM seq s GROUP BY s.copy_id
+), gaps AS MATERIALIZED (
+    SELECT ev.copy_id, ev.anonymous_id, ev.status, ev.creation_path, g.kind, g.missing,
+           coalesce(%(gap_rules)s::jsonb ->> (g.kind || ':' || ev.creation_path), %(gap_rules)s::jsonb ->> g.kind)
+               AS rule
+      FROM ev LEFT JOIN lock_issues li ON li.copy_id = ev.copy_id
+     CROSS JOIN LATERAL (VALUES
+        ('missing_import', 'IMPORT event',
+         ev.creation_path = ANY(%(import_expected_paths)s::text[]) AND ev.imports = 0),
+        ('missing_validate', 'VALIDATE event',
+         ev.status IN ('READY', 'LOCKED', 'GRADING_IN_PROGRESS', 'GRADING_FAILED', 'GRADED')
+         AND ev.creation_path = ANY(%(validate_expected_paths)s::text[]) AND ev.validates = 0),
+        ('missing_finalize', 'successful FINALIZE event',
+         ev.status = 'GRADED' AND ev.finalize_ok = 0
+         AND NOT EXISTS (SELECT 1 FROM single_failures sf WHERE sf.copy_id = ev.copy_id)),
+        ('duplicate_finalize', 'nothing: more than one successful FINALIZE event', ev.finalize_ok > 1),
+        ('missing_lock', 'LOCK event',
+         %(lock_workflow)s AND ev.status IN ('LOCKED', 'GRADED') AND ev.locks = 0),
+        ('unpaired_lock', 'UNLOCK event after a LOCK', coalesce(li.unpaired_locks, 0) > 0),
+        ('unpaired_unlock', 'LOCK event before an UNLOCK', coalesce(li.unpaired_unlocks, 0) > 0)
+     ) AS g(kind, missing, hit)
+     WHERE g.hit
+), noted AS MATERIALIZED (
+    SELECT g.*, EXISTS (SELECT 1 FROM core_auditlog a
+                         WHERE a.action = %(audit_action)s AND a.resource_type = 'Copy'
+                           AND a.resource_id = g.copy_id::text AND a.metadata ->> 'gap' = g.kind) AS noted
+      FROM gaps g
+)"""
+
+
+def gap_rules(version):
+    """{'<kind>:<creation path>' or '<kind>': rule text} for ``version``: the SQL looks the gap's rule up there."""
+    rules = dict(KIND_RULES)
+    for kind, event in EVENT_OF_KIND.items():
+        for (rule_event, path), text in expectation_rules(version).items():
+            if rule_event == event:
+                rules['%s:%s' % (kind, path)] = text
+    return rules
+
+
+def version_params(version):
+    """The statement parameters that depend on the Korrigo version: who must have IMPORT / VALIDATE, the rules."""
+    params = dict(expectation_params(version))
+    params['gap_rules'] = json.dumps(gap_rules(version), sort_keys=True)
+    return params
+
+
+GAPS_OF_COPIES_SQL = "WITH " + GAPS_CTES + """
+SELECT copy_id::text AS copy_id, kind, missing, rule, creation_path, noted FROM noted ORDER BY copy_id, kind"""
+
+
+def copy_gaps(cursor, rules, copy_ids):
+    """{copy id: [gap]} for ``copy_ids`` by the same rules as the whole-database check."""
+    params = version_params(rules['name'])
+    params.update(lock_workflow=rules['lock_workflow'], audit_action=AUDIT_ACTION, only_copy_ids=list(copy_ids))
+    cursor.execute(GAPS_OF_COPIES_SQL, params)
+    out = {}
+    for row in cursor.fetchall():
+        out.setdefault(row['copy_id'], []).append(dict(row))
+    return out

@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: korrigo.ops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What is wrong with a copy, decided once: the one home of the stuck-import and failed-finalization rules.
+
+korrigo_facts (every copy), copy_import (the copies it repairs) and copy_dossier (one copy) all use these CTEs, so
+a copy is "stuck" or "repairable" by the same rule wherever it is looked at. Each CTE takes the parameter
+``%(only_copy_ids)s``: NULL for every copy, or an array of copy ids (then only their rows are read, by index).
+
+* Stuck import: a STAGING copy whose booklets hold no page image (none, or empty ``pages_images``), that arrived
+  (IMPORT event, or HEAD individual upload's ``exams_exampdf.uploaded_at``) more than ``%(stuck_after)s`` minutes
+  ago or at an unknown time. A STAGING copy with pages awaits validation: not stuck.
+* Failed finalization: a GRADING_FAILED copy, or a GRADING_IN_PROGRESS one whose last event is older than
+  ``%(stale_after)s`` minutes (its worker died). Its cause is decided from the database; whether the page images its
+  finalize will flatten exist and open is judged on disk (``pages_verdict``), and both decide ``is_repairable``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATH_SQL, arrival_time_sql
+
+ONLY_COPIES = "(%(only_copy_ids)s::uuid[] IS NULL OR c.id = ANY(%(only_copy_ids)s::uuid[]))"
+
+# Page images of copy ``c`` in the order Korrigo's PDFFlattener takes them (booklets by start_page).
+PAGES_IMAGES_SQL = """(SELECT coalesce(jsonb_agg(p.image ORDER BY b.start_page, p.n), '[]')
+              FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
+             CROSS JOIN LATERAL jsonb_array_elements_text(CASE jsonb_typeof(b.pages_images)
+                                                           WHEN 'array' THEN b.pages_images ELSE '[]' END)
+                        WITH ORDINALITY AS p(image, n)
+             WHERE cb.copy_id = c.id)"""
+
+PAGES_COUNT_SQL = """(SELECT coalesce(sum(CASE jsonb_typeof(b.pages_images)
+                                WHEN 'array' THEN jsonb_array_length(b.pages_images) ELSE 0 END), 0)
+              FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
+             WHERE cb.copy_id = c.id)"""
+
+OUT_OF_BOUNDS_SQL = """(a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
+                    OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h))"""
+
+_STUCK_IMPORTS_CTES = """staging AS (
+    SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.exam_id,
+           @ARRIVAL@ AS imported_at,
+           @CREATION_PATH@ AS creation_path,
+           (SELECT count(*) FROM exams_copy_booklets cb WHERE cb.copy_id = c.id) AS booklets,
+           @PAGES_COUNT@ AS pages
+      FROM exams_copy c
+     WHERE c.status = 'STAGING' AND @ONLY_COPIES@
+), stuck AS (
+    SELECT s.*, extract(epoch FROM now() - s.imported_at)::float8 AS age_seconds,
+           s.imported_at IS NULL AS age_unknown
+      FROM staging s
+     WHERE s.pages = 0
+       AND (s.imported_at IS NULL OR s.imported_at < now() - make_interval(mins => %(stuck_after)s))
+)"""
+
+_FINALIZATIONS_CTES = """failing AS (
+    SELECT c.id AS copy_id, c.anonymous_id, c.status, c.grading_retries, c.grading_error_message,
+           c.pdf_source, @CREATION_PATH@ AS creation_path,
+           @PAGES_IMAGES@ AS pages_images,
+           f.failure_events, f.success_events, f.last_failure_at, f.max_failures_same_actor,
+           (SELECT max(e."timestamp") FROM grading_gradingevent e WHERE e.copy_id = c.id) AS last_activity_at,
+           (SELECT count(*) FROM grading_annotation a
+             WHERE a.copy_id = c.id AND @OUT_OF_BOUNDS@) AS out_of_bounds_annotations
+      FROM exams_copy c
+      LEFT JOIN LATERAL (
+           SELECT count(*) FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS failure_events,
+                  count(*) FILTER (WHERE e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS success_events,
+                  max(e."timestamp") FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS last_failure_at,
+                  (SELECT coalesce(max(n), 0) FROM (
+                       SELECT count(*) AS n FROM grading_gradingevent x
+                        WHERE x.copy_id = c.id AND x.action = 'FINALIZE'
+                          AND x.metadata -> 'success' = 'false'::jsonb GROUP BY x.actor_id) per_actor)
+                      AS max_failures_same_actor
+             FROM grading_gradingevent e
+            WHERE e.copy_id = c.id AND e.action = 'FINALIZE') f ON true
+     WHERE c.status IN ('GRADING_FAILED', 'GRADING_IN_PROGRESS') AND @ONLY_COPIES@
+), decided AS (
+    SELECT x.*,
+           x.status = 'GRADING_IN_PROGRESS'
+               AND (x.last_activity_at IS NULL
+                    OR x.last_activity_at < now() - make_interval(mins => %(stale_after)s)) AS stale,
+           CASE WHEN x.status = 'GRADING_IN_PROGRESS'
+                     AND (x.last_activity_at IS NULL
+                          OR x.last_activity_at < now() - make_interval(mins => %(stale_after)s)) THEN 'worker_died'
+                WHEN x.status = 'GRADING_IN_PROGRESS' THEN 'in_progress'
+                WHEN x.out_of_bounds_annotations > 0 THEN 'out_of_bounds_annotations'
+                WHEN jsonb_array_length(x.pages_images) = 0
+                     OR x.grading_error_message LIKE 'No pages found%%' THEN 'no_pages'
+                WHEN x.max_failures_same_actor >= 2 THEN 'repeated_failures_same_actor'
+                WHEN x.grading_error_message ILIKE '%%timeout%%' THEN 'timeout'
+                ELSE 'unknown' END AS cause
+      FROM failing x
+)"""
+
+
+def _fill(template, rules=None):
+    text = (template.replace('@CREATION_PATH@', CREATION_PATH_SQL).replace('@PAGES_IMAGES@', PAGES_IMAGES_SQL)
+            .replace('@PAGES_COUNT@', PAGES_COUNT_SQL).replace('@OUT_OF_BOUNDS@', OUT_OF_BOUNDS_SQL)
+            .replace('@ONLY_COPIES@', ONLY_COPIES))
+    if '@ARRIVAL@' in text:
+        text = text.replace('@ARRIVAL@', arrival_time_sql(rules or {}))
+    return text
+
+
+def stuck_imports_ctes(rules):
+    """CTEs ``staging`` (every STAGING copy) and ``stuck`` (the stuck imports) for the version ``rules``."""
+    return _fill(_STUCK_IMPORTS_CTES, rules)
+
+
+def finalizations_ctes():
+    """CTEs ``failing`` and ``decided`` (each failing copy with its ``cause`` and ``pages_images``)."""
+    return _fill(_FINALIZATIONS_CTES)
+
+
+# Worst first: a page outside the media root, a page that does not open, a page gone from disk.
+PAGE_PROBLEMS = (
+    ('refused', ('refused',)),
+    ('unreadable_pages', ('corrupted', 'empty', 'too_large', 'timeout', 'encrypted', 'too_many_pages')),
+    ('missing_pages', ('missing',)),
+)
+
+
+def pages_verdict(pages_images, checked):
+    """The verdict on a copy's page images from pdf_check's (kind=image) results for them, in order:
+    (``ok`` | ``no_pages`` | ``missing_pages`` | ``unreadable_pages`` | ``refused``, the images that are not ok)."""
+    if not pages_images:
+        return 'no_pages', []
+    problems = [dict(path=c.get('path'), verdict=c['verdict'], detail=c.get('detail') or '')
+                for c in checked if c['verdict'] != 'ok']
+    for verdict, kinds in PAGE_PROBLEMS:
+        if any(p['verdict'] in kinds for p in problems):
+            return verdict, problems
+    return 'ok', problems
+
+
+def is_repairable(cause, page_verdict):
+    """A failing copy the finalization remediation re-finalizes: its pages are all there and open, and no finalize
+    may still be running on it."""
+    return page_verdict == 'ok' and cause != 'in_progress'

@@ -40,6 +40,18 @@ description:
     the container's host name) answered through the broker. A worker whose broker URL cannot be read is accepted
     only on that node-name match. A compose project that merely has the same name on the Docker daemon is
     never touched.
+  - Starting or restarting goes through the guard of every remediation, and only then is Korrigo's database needed
+    (diagnosis never connects to it; the roles pass the connection options through the C(korrigo.ops.korrigo)
+    action group) - once the worker is confirmed and an action is due, one transaction takes the advisory lock of
+    C(celery_health) (a concurrent run returns C(skipped_concurrent_run); with O(restart_policy=if_unhealthy) the
+    workers are pinged again under the lock, so a worker another run just restarted is not restarted twice),
+    looks up O(remediation_user), checks the action against O(max_changes), acts, waits, and writes one
+    C(core_auditlog) row (action C(korrigo_ops.celery_health.restart) or C(korrigo_ops.celery_health.start),
+    resource C(CeleryWorker) with the compose service or systemd unit; metadata with the containers or unit and how
+    they were confirmed, the state before, the remediation and who ran it), committed after the action - also when
+    no worker answers afterwards (the restart happened).
+  - When the database cannot be reached (or O(remediation_user) does not exist) as an action is due, the module
+    fails before acting, saying so; nothing is started or restarted.
   - When the broker does not answer, nothing is started or restarted (a worker cannot be reached or confirmed
     without it) and the module fails with O(state) set, or reports RV(broker.reachable=false) without it.
 author:
@@ -112,12 +124,15 @@ options:
       - Seconds to wait for a worker to answer after starting or restarting it.
     type: int
     default: 90
+extends_documentation_fragment:
+  - korrigo.ops.korrigo
+  - korrigo.ops.korrigo.guards
 attributes:
   check_mode:
     description:
       - Diagnoses as usual and, when a start or restart is due, contacts the manager read-only (state and identity
-        of the worker, so a refusal shows in the dry run) but does not act and does not wait; reports the action
-        that would be taken.
+        of the worker, so a refusal shows in the dry run) and the database (advisory lock, actor) but does not act,
+        does not wait and writes no audit row; reports the action that would be taken.
     support: full
   diff_mode:
     description:
@@ -132,7 +147,8 @@ attributes:
 notes:
   - C(diff_mode) shows the worker's running state and answering workers before and after.
 requirements:
-  - celery and redis Python libraries; the Docker SDK (C(docker)) only when O(manager=compose) must act.
+  - celery and redis Python libraries; the Docker SDK (C(docker)) only when O(manager=compose) must act; psycopg2
+    only when a start or restart is due (its audit row).
 seealso:
   - module: korrigo.ops.celery_task
 '''
@@ -149,6 +165,7 @@ EXAMPLES = r'''
     manager: compose
     compose_project: korrigo
     state: started
+    database_url: "{{ korrigo_database_url }}"  # the audit row of the start
 
 - name: The worker runs in compose's own network and reaches Redis as "redis"
   korrigo.ops.celery_health:
@@ -256,15 +273,23 @@ waited_seconds:
   description: Seconds waited for a worker to answer after the action.
   returned: always
   type: float
+audit_rows:
+  description: Number of C(core_auditlog) rows written (1 after a start or restart, 0 otherwise and in check mode).
+  returned: always
+  type: int
 '''
 
+import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.broker import broker_client, celery_app, redis
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.database import (
+    jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.side_effects import SideEffects
 from ansible_collections.korrigo.ops.plugins.module_utils.worker import MANAGERS, redact_url, worker_manager
 
 
@@ -384,15 +409,37 @@ def summary(workers, reachable, error, queue_length):
     }
 
 
+def worker_resource(params, manager):
+    """The audit row's resource_id: the compose service (project/service) or the systemd unit."""
+    if manager == 'systemd':
+        return params['systemd_unit']
+    return '%s/%s' % (params['compose_project'], params['compose_service'])
+
+
+def open_guard(module, step):
+    """The guard of a start or restart (advisory lock, actor, max_changes); a database that cannot be reached
+    fails before anything is acted on."""
+    guard = SideEffects(module.params, 'celery_health', module.check_mode, tables=('core_auditlog', 'auth_user'))
+    try:
+        guard.__enter__()
+    except KorrigoError as err:
+        raise KorrigoError("a %s of the worker is due but its audit row and advisory lock need Korrigo's database "
+                           "(connection options login_*/database_url, remediation_user): %s" % (step, err.msg),
+                           **err.details)
+    return guard
+
+
 def act_through_manager(module, manager, workers, intended, seen):
-    """Contact the manager, confirm the worker is ours, act (not in check mode) and wait. Returns
-    (action, description, identity, workers, waited). Every failure before acting says nothing was changed."""
+    """Contact the manager, confirm the worker is ours, take the guard, act (not in check mode) and wait. Returns
+    (action, description, identity, workers, waited, running, guard result). Every failure before acting says
+    nothing was changed."""
     params = module.params
     worker_url = params['worker_broker_url'] or params['broker_url']
     explicit = params['worker_broker_url'] is not None
     healthy = bool(workers)
     step = manual_step(params, manager, intended, healthy)
     service = None
+    guard = None
     description, identity = None, []
     try:
         try:
@@ -403,8 +450,22 @@ def act_through_manager(module, manager, workers, intended, seen):
             if action != 'none':
                 identity = [{'name': name, 'confirmed_by': how} for name, how in
                             service.confirm(worker_url, explicit, [w['name'] for w in workers])]
-                if not module.check_mode:
-                    service.act(action)
+                guard = open_guard(module, 'start' if action == 'started' else 'restart')
+                if not healthy and params['restart_policy'] == 'if_unhealthy':
+                    # Under the lock: another run may have brought the worker back since it was pinged.
+                    workers = inspect_workers(params['broker_url'], params['ping_timeout'])
+                    if workers:
+                        action = decide(params['state'], params['restart_policy'], True, running)
+                guard.plan(1 if action != 'none' else 0)
+                if action != 'none':
+                    guard.perform(
+                        'korrigo_ops.celery_health.%s' % ('start' if action == 'started' else 'restart'),
+                        'CeleryWorker', worker_resource(params, manager),
+                        lambda: service.act(action) or {'action': action},
+                        before={'running': running, 'workers_answering': len(workers),
+                                'service': jsonable(description)},
+                        metadata={'manager': manager, 'identity': identity, 'reason': step,
+                                  'restart_policy': params['restart_policy'], 'state': params['state']})
         except KorrigoError as err:
             details = dict(err.details, manager=manager, manual_action=step, action='none', changed=False, **seen)
             if description is not None:
@@ -423,10 +484,19 @@ def act_through_manager(module, manager, workers, intended, seen):
                 raise KorrigoError("no Celery worker answered within %ss after %s (%s)" % (
                     params['wait_timeout'], 'starting it' if action != 'none' else 'checking', hint),
                     service=after, logs=service.logs(), action=action, manager=manager, changed=action != 'none')
-        return action, description, identity, workers, waited, running
+        if guard is not None:
+            guard.__exit__(None, None, None)
+            result, guard = guard.result(), None
+        else:
+            result = {'audit_rows': 0, 'audit_actions': []}
+        return action, description, identity, workers, waited, running, result
     finally:
-        if service is not None:
-            service.close()
+        try:
+            if guard is not None:  # failing: the restart, when it happened, is recorded all the same
+                guard.__exit__(*sys.exc_info())
+        finally:
+            if service is not None:
+                service.close()
 
 
 def health(module):
@@ -445,19 +515,21 @@ def health(module):
                            manager=manager, **summary(workers, reachable, error, queue_length))
 
     action, description, identity, manual, waited, running = 'none', None, None, None, 0.0, None
+    audit = {'audit_rows': 0, 'audit_actions': []}
     answering_before = len(workers)
     if must_contact_manager(state, params['restart_policy'], bool(workers)):
         intended = 'started' if state == 'started' else 'restarted'
         if manager == 'none':
             manual = manual_step(params, manager, intended, bool(workers))
         else:
-            action, description, identity, workers, waited, running = act_through_manager(
+            action, description, identity, workers, waited, running, audit = act_through_manager(
                 module, manager, workers, intended, summary(workers, reachable, error, queue_length))
             if not module.check_mode and (action != 'none' or waited):
                 reachable, error, queue_length = broker_state(params['broker_url'], params['queue'])
 
     result = dict(summary(workers, reachable, error, queue_length), changed=action != 'none', action=action,
-                  manager=manager, manual_action=manual, waited_seconds=waited, check_mode=module.check_mode)
+                  manager=manager, manual_action=manual, waited_seconds=waited, check_mode=module.check_mode,
+                  **audit)
     if description is not None:
         result['service'] = description
         result['identity'] = identity
@@ -470,23 +542,23 @@ def health(module):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            broker_url=dict(type='str', required=True, no_log=True),
-            worker_broker_url=dict(type='str', no_log=True),
-            queue=dict(type='str', default='celery'),
-            state=dict(type='str', choices=['started', 'restarted']),
-            restart_policy=dict(type='str', default='if_unhealthy', choices=['if_unhealthy', 'always']),
-            manager=dict(type='str', choices=list(MANAGERS)),
-            compose_project=dict(type='str'),
-            compose_service=dict(type='str', default='celery'),
-            systemd_unit=dict(type='str'),
-            docker_host=dict(type='str'),
-            ping_timeout=dict(type='float', default=2.0),
-            wait_timeout=dict(type='int', default=90),
-        ),
-        supports_check_mode=True,
+    argument_spec = korrigo_common_argument_spec()
+    argument_spec.update(korrigo_guard_argument_spec())
+    argument_spec.update(
+        broker_url=dict(type='str', required=True, no_log=True),
+        worker_broker_url=dict(type='str', no_log=True),
+        queue=dict(type='str', default='celery'),
+        state=dict(type='str', choices=['started', 'restarted']),
+        restart_policy=dict(type='str', default='if_unhealthy', choices=['if_unhealthy', 'always']),
+        manager=dict(type='str', choices=list(MANAGERS)),
+        compose_project=dict(type='str'),
+        compose_service=dict(type='str', default='celery'),
+        systemd_unit=dict(type='str'),
+        docker_host=dict(type='str'),
+        ping_timeout=dict(type='float', default=2.0),
+        wait_timeout=dict(type='int', default=90),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: health(module))
 
 

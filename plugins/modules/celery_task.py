@@ -21,6 +21,15 @@ description:
     shows it finished), and lists it in RV(already_pending) instead.
     Without O(copy_ids), the task is not queued while any message of it is pending.
   - Arguments are JSON only, as Korrigo's Celery accepts (C(CELERY_ACCEPT_CONTENT = ['json'])).
+  - Queueing goes through the guard of every remediation, so it needs Korrigo's database (the connection options,
+    passed by the roles through the C(korrigo.ops.korrigo) action group) - one transaction holds the advisory lock
+    of C(celery_task) for the whole pending check and queueing, so two concurrent runs cannot both queue the same
+    copy (the second returns C(skipped_concurrent_run), or finds the tasks pending once the first is done);
+    O(remediation_user) is the actor; the number of tasks to queue is checked against O(max_changes) before the
+    first is sent; each task queued writes one C(core_auditlog) row (action C(korrigo_ops.celery_task.queue),
+    resource C(Copy) with the copy id, or C(CeleryTask) with the task name without O(copy_ids); metadata with the
+    task, its id, queue and arguments, the remediation and who ran it), committed once the tasks are sent. When
+    sending fails part way, the rows of the tasks already sent are committed and the module fails naming them.
 author:
   - korrigo.ops maintainers (!UNKNOWN)
 options:
@@ -56,28 +65,28 @@ options:
       - Queue the task is routed to (Korrigo uses the default queue only).
     type: str
     default: celery
-  max_changes:
-    description:
-      - Most tasks queued in one run; more fails without queueing anything.
-    type: int
-    default: 100
   pending_ttl:
     description:
       - Seconds a queued task counts as pending when its result never shows up in the result backend.
     type: int
     default: 3600
+extends_documentation_fragment:
+  - korrigo.ops.korrigo
+  - korrigo.ops.korrigo.guards
 attributes:
   check_mode:
-    description: Reports which tasks would be queued; sends nothing.
+    description:
+      - Reports which tasks would be queued (under the advisory lock, the actor looked up as in a real run); sends
+        nothing, writes no marker and no audit row.
     support: full
   diff_mode:
-    description: Nothing in the database changes; the queued tasks are listed in RV(queued).
+    description: Nothing in Korrigo's tables changes except the audit rows; the queued tasks are listed in RV(queued).
     support: none
   idempotent:
     description: A task already pending for a copy is not queued again.
     support: full
 requirements:
-  - celery and redis Python libraries on the host that runs the module.
+  - celery and redis Python libraries on the host that runs the module (psycopg2, see the connection options).
 seealso:
   - module: korrigo.ops.copy_status
 '''
@@ -89,6 +98,8 @@ EXAMPLES = r'''
     task: grading.tasks.async_finalize_copy
     copy_ids: "{{ fixable_copy_ids }}"
     args: ["{{ remediation_user_id }}"]
+    database_url: "{{ korrigo_database_url }}"
+    remediation_user: korrigo-ops
 '''
 
 RETURN = r'''
@@ -107,6 +118,10 @@ count:
   description: Number of tasks queued.
   returned: always
   type: int
+audit_rows:
+  description: Number of C(core_auditlog) rows written (one per task queued; 0 in check mode).
+  returned: success
+  type: int
 '''
 
 import uuid
@@ -116,10 +131,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.korrigo.ops.plugins.module_utils.broker import (
     broker_client, celery_app, mark_queued, pending_tasks, tasks_still_running,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
-    check_max_changes, check_positive_max_changes, run_module, validate_uuids,
+from ansible_collections.korrigo.ops.plugins.module_utils.database import (
+    korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
+    check_positive_max_changes, validate_uuids,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.side_effects import SideEffects
 
 
 def pending_keys(tasks, task_name):
@@ -149,57 +168,80 @@ def plan(params, pending):
     return to_queue, skipped
 
 
-def send(params, to_queue):
-    app = celery_app(params['broker_url'])
+def send(params, guard, to_queue):
+    """Send each planned task through the guard (one audit row per task sent); the ids sent so far are kept in
+    ``queued`` (the caller writes their pending markers even when a later send fails)."""
     queued = []
+    if guard.check_mode:
+        for copy_id, args in to_queue:
+            guard.perform('korrigo_ops.celery_task.queue', 'Copy' if copy_id else 'CeleryTask',
+                          copy_id or params['task'], None)
+            queued.append({'copy_id': copy_id, 'task_id': None})
+        return queued, None
+    app = celery_app(params['broker_url'])
+    failure = None
     try:
         with app.producer_or_acquire() as producer:
             for copy_id, args in to_queue:
                 task_id = str(uuid.uuid4())
-                app.send_task(params['task'], args=args, kwargs=params['kwargs'], queue=params['queue'],
-                              task_id=task_id, producer=producer, retry=False)
+
+                def effect(args=args, task_id=task_id):
+                    app.send_task(params['task'], args=args, kwargs=params['kwargs'], queue=params['queue'],
+                                  task_id=task_id, producer=producer, retry=False)
+                    return {'queued': True, 'task_id': task_id}
+
+                guard.perform('korrigo_ops.celery_task.queue', 'Copy' if copy_id else 'CeleryTask',
+                              copy_id or params['task'], effect, before={'pending': False},
+                              metadata={'task': params['task'], 'task_id': task_id, 'queue': params['queue'],
+                                        'args': args, 'kwargs': params['kwargs'], 'copy_id': copy_id})
                 queued.append({'copy_id': copy_id, 'task_id': task_id})
-    except Exception as err:  # kombu raises transport-specific errors; name what was sent before it failed
-        raise KorrigoError("queueing %s failed after %d of %d tasks: %s" % (params['task'], len(queued), len(to_queue), err),
-                           queued=queued)
-    return queued
+    except KorrigoError as err:
+        failure = err
+    except Exception as err:  # kombu raises transport-specific errors when the producer cannot be opened
+        failure = KorrigoError("queueing %s failed after %d of %d tasks: %s"
+                               % (params['task'], len(queued), len(to_queue), err))
+    finally:
+        app.close()
+    return queued, failure
 
 
 def queue_tasks(module):
     params = module.params
     check_positive_max_changes(params['max_changes'])
     keys = validate_uuids(params['copy_ids']) or [None]
-    client = broker_client(params['broker_url'])
+    client = broker_client(params['broker_url'])  # refuses a malformed broker URL before anything connects
     try:
-        pending = pending_keys(pending_tasks(client, params['queue']), params['task'])
-        pending |= tasks_still_running(client, params['task'], keys)
-        to_queue, skipped = plan(params, pending)
-        check_max_changes(len(to_queue), params['max_changes'])
-        if module.check_mode:
-            queued = [{'copy_id': copy_id, 'task_id': None} for copy_id, _args in to_queue]
-        else:
-            queued = send(params, to_queue)
-            mark_queued(client, params['task'], queued, params['pending_ttl'])
+        # The advisory lock is held from the pending check to the last task sent: no concurrent run can queue
+        # the same copy in between.
+        with SideEffects(params, 'celery_task', module.check_mode, tables=('core_auditlog', 'auth_user')) as guard:
+            pending = pending_keys(pending_tasks(client, params['queue']), params['task'])
+            pending |= tasks_still_running(client, params['task'], keys)
+            to_queue, skipped = plan(params, pending)
+            guard.plan(len(to_queue))
+            queued, failure = send(params, guard, to_queue)
+            if queued and not module.check_mode:
+                mark_queued(client, params['task'], queued, params['pending_ttl'])
+            if failure is not None:
+                raise KorrigoError(failure.msg, queued=queued, **failure.details)
     finally:
         client.connection_pool.disconnect()
-    return {'changed': bool(queued), 'count': len(queued), 'queued': queued, 'already_pending': skipped,
-            'task': params['task']}
+    return dict({'changed': bool(queued), 'count': len(queued), 'queued': queued, 'already_pending': skipped,
+                 'task': params['task'], 'check_mode': module.check_mode}, **guard.result())
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            broker_url=dict(type='str', required=True, no_log=True),
-            task=dict(type='str', required=True),
-            copy_ids=dict(type='list', elements='str', default=[]),
-            args=dict(type='list', elements='raw', default=[]),
-            kwargs=dict(type='dict', default={}),
-            queue=dict(type='str', default='celery'),
-            max_changes=dict(type='int', default=100),
-            pending_ttl=dict(type='int', default=3600),
-        ),
-        supports_check_mode=True,
+    argument_spec = korrigo_common_argument_spec()
+    argument_spec.update(korrigo_guard_argument_spec())
+    argument_spec.update(
+        broker_url=dict(type='str', required=True, no_log=True),
+        task=dict(type='str', required=True),
+        copy_ids=dict(type='list', elements='str', default=[]),
+        args=dict(type='list', elements='raw', default=[]),
+        kwargs=dict(type='dict', default={}),
+        queue=dict(type='str', default='celery'),
+        pending_ttl=dict(type='int', default=3600),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: queue_tasks(module))
 
 

@@ -20,7 +20,16 @@ description:
     task does; each file's age is checked again right before it is removed.
   - Orphaned page directories are only reported, unless O(remove_orphaned_pages) is set.
   - O(max_changes) bounds the number of files and directories removed; above it nothing is removed.
-  - Reads the database only (which copies exist), in a read-only transaction.
+  - Only reporting (neither O(clean_temp_uploads) nor O(remove_orphaned_pages)), it reads the database (which
+    copies exist) in a read-only transaction, so a read-only role (C(korrigo_ops_diagnose)) is enough.
+  - Cleaning goes through the guard of every remediation - one transaction holding the advisory lock of
+    C(media_storage) (a concurrent run returns C(skipped_concurrent_run)), O(remediation_user) as actor, the
+    number of entries to remove checked against O(max_changes) before the first is touched - and writes one
+    C(core_auditlog) row per file removed or moved (action C(korrigo_ops.media_storage.remove) or
+    C(korrigo_ops.media_storage.move); resource C(TempUpload) with its relative path, or C(CopyPages) with the copy
+    id; metadata with the path, its size and age before, where it went after, the remediation and who ran it).
+    The rows are committed after the files are gone; when one removal fails, the rows of those already removed are
+    committed and the module fails naming them.
 author:
   - korrigo.ops maintainers (!UNKNOWN)
 options:
@@ -39,11 +48,6 @@ options:
       - Remove the page directories of copies that do not exist.
     type: bool
     default: false
-  max_changes:
-    description:
-      - Most files and directories removed in one run; more fails without removing anything.
-    type: int
-    default: 100
   backup_dir:
     description:
       - Move what is removed to C(<backup_dir>/<UTC time>/<relative path>) instead of deleting it; a temporary
@@ -57,10 +61,13 @@ options:
     default: 200
 extends_documentation_fragment:
   - korrigo.ops.korrigo
+  - korrigo.ops.korrigo.guards
   - korrigo.ops.korrigo.media
 attributes:
   check_mode:
-    description: Lists what would be removed; removes nothing.
+    description:
+      - Lists what would be removed (taking the advisory lock and looking up the actor as a real run does); removes
+        nothing and writes no audit row.
     support: full
   diff_mode:
     description: Lists the files and directories removed.
@@ -114,6 +121,10 @@ count:
   description: Number of entries in RV(removed).
   returned: always
   type: int
+audit_rows:
+  description: Number of C(core_auditlog) rows written (one per entry removed or moved; 0 in check mode).
+  returned: when cleaning was asked
+  type: int
 '''
 
 import os
@@ -124,12 +135,13 @@ import uuid
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    KorrigoError, connect, dict_cursor, korrigo_common_argument_spec, psycopg2,
+    korrigo_common_argument_spec, korrigo_guard_argument_spec, read_only_session,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.media import (
     OutsideMediaRoot, disk_usage, korrigo_media_argument_spec, media_root_from_params, resolve,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import check_max_changes, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.side_effects import SideEffects
 
 MISSING_COPIES_SQL = """
 SELECT d::text AS copy_id FROM unnest(%(ids)s::uuid[]) AS d
@@ -165,44 +177,67 @@ def page_dir_ids(root):
     return ids
 
 
-def missing_copies(params, ids):
+def missing_copies(params, ids, guard=None):
+    """Copy ids of page directories absent from exams_copy; read under the guard's lock when cleaning."""
     if not ids:
         return []
-    conn = connect(params, 'korrigo.ops:media_storage')
-    try:
-        conn.set_session(readonly=True)
-        cursor = dict_cursor(conn)
+    if guard is not None:
+        return [row['copy_id'] for row in guard.fetchall(MISSING_COPIES_SQL, {'ids': ids})]
+    with read_only_session(params, 'korrigo.ops:media_storage', 'reading exams_copy failed',
+                           tables=('exams_copy',)) as (cursor, _rules):
         cursor.execute(MISSING_COPIES_SQL, {'ids': ids})
         return [row['copy_id'] for row in cursor.fetchall()]
-    except psycopg2.Error as err:
-        raise KorrigoError("reading exams_copy failed: %s" % str(err).strip())
-    finally:
-        conn.rollback()
-        conn.close()
+
+
+def entry_state(real):
+    """What an entry is before it is removed: size (bytes) and modification time, for its audit row."""
+    try:
+        st = os.lstat(real)
+    except OSError:
+        return None
+    size = st.st_size
+    if os.path.isdir(real):
+        size = 0
+        for base, _dirs, files in os.walk(real):
+            for name in files:
+                try:
+                    size += os.lstat(os.path.join(base, name)).st_size
+                except OSError:
+                    pass
+    return {'size_bytes': size, 'mtime': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(st.st_mtime))}
+
+
+def qualifies(root, rel, cutoff=None):
+    """The real path of a temp file still older than ``cutoff`` or of an orphaned page directory, else None."""
+    try:
+        _rel, real = resolve(root, rel)
+    except OutsideMediaRoot:
+        return None
+    if cutoff is not None:
+        if not os.path.isfile(real) or os.path.islink(real) or os.path.getmtime(real) >= cutoff:
+            return None
+    elif not os.path.isdir(real) or os.path.islink(real):
+        return None
+    return real
 
 
 def remove(root, rel, cutoff=None, backup=None):
     """Remove one temp file (its age re-checked) or orphaned page directory, or move it under ``backup``
-    (keeping its relative path); False when it no longer qualifies."""
-    try:
-        _rel, real = resolve(root, rel)
-    except OutsideMediaRoot:
-        return False
-    if cutoff is not None:
-        if not os.path.isfile(real) or os.path.getmtime(real) >= cutoff:
-            return False
-    elif not os.path.isdir(real):
-        return False
+    (keeping its relative path). Returns what was done (for the audit row), or None when it no longer qualifies."""
+    real = qualifies(root, rel, cutoff)
+    if real is None:
+        return None
     if backup:
         target = os.path.join(backup, rel)
         if not os.path.isdir(os.path.dirname(target)):
             os.makedirs(os.path.dirname(target))
         shutil.move(real, target)
-    elif cutoff is not None:
+        return {'moved_to': target}
+    if cutoff is not None:
         os.remove(real)
     else:
         shutil.rmtree(real)
-    return True
+    return {'deleted': True}
 
 
 def backup_target(params, root):
@@ -215,22 +250,46 @@ def backup_target(params, root):
     return os.path.join(base, time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))
 
 
+def clean(module, root, old, page_ids, backup):
+    """Remove (or move) what is asked under the guard: lock, max_changes, one audit row per entry."""
+    params = module.params
+    cutoff = time.time() - params['max_age_hours'] * 3600
+    removed = []
+    tables = ('exams_copy', 'core_auditlog', 'auth_user')
+    with SideEffects(params, 'media_storage', module.check_mode, tables=tables) as guard:
+        orphans = ['copies/pages/%s' % copy_id for copy_id in missing_copies(params, page_ids, guard)]
+        planned = (old if params['clean_temp_uploads'] else []) + (orphans if params['remove_orphaned_pages'] else [])
+        guard.plan(len(planned))
+        verb = 'move' if backup else 'remove'
+        for rel in planned:
+            temp = rel.startswith('temp_uploads/')
+            real = qualifies(root, rel, cutoff if temp else None)
+            if real is None:
+                continue
+            before = dict(entry_state(real) or {}, path=rel)
+            record = guard.perform(
+                'korrigo_ops.media_storage.%s' % verb, 'TempUpload' if temp else 'CopyPages',
+                rel if temp else rel.rsplit('/', 1)[-1],
+                lambda rel=rel, temp=temp: remove(root, rel, cutoff if temp else None, backup),
+                before=before, metadata={'path': rel, 'media_root': root, 'backup_dir': backup,
+                                         'max_age_hours': params['max_age_hours'] if temp else None})
+            if record is not None:
+                removed.append(rel)
+    return orphans, removed, guard.result()
+
+
 def storage(module):
     params = module.params
     if params['max_age_hours'] < 1:
         raise KorrigoError("max_age_hours must be at least 1")
     root = media_root_from_params(params)
     temp_count, old = old_temp_uploads(root, params['max_age_hours'])
-    orphans = ['copies/pages/%s' % copy_id for copy_id in missing_copies(params, page_dir_ids(root))]
-    planned = (old if params['clean_temp_uploads'] else []) + (orphans if params['remove_orphaned_pages'] else [])
-    if planned:
-        check_max_changes(len(planned), params['max_changes'])
-    removed = []
-    cutoff = time.time() - params['max_age_hours'] * 3600
     backup = backup_target(params, root)
-    for rel in planned:
-        if module.check_mode or remove(root, rel, cutoff if rel.startswith('temp_uploads/') else None, backup):
-            removed.append(rel)
+    guard = None
+    if params['clean_temp_uploads'] or params['remove_orphaned_pages']:
+        orphans, removed, guard = clean(module, root, old, page_dir_ids(root), backup)
+    else:
+        orphans, removed = ['copies/pages/%s' % copy_id for copy_id in missing_copies(params, page_dir_ids(root))], []
     limit = params['list_limit']
     result = {
         'changed': bool(removed),
@@ -244,6 +303,8 @@ def storage(module):
         'backed_up_to': backup if removed else None,
         'check_mode': module.check_mode,
     }
+    if guard is not None:
+        result.update(guard)
     if module._diff:
         result['diff'] = {'before': {'files': removed}, 'after': {'files': []}}
     return result
@@ -251,12 +312,12 @@ def storage(module):
 
 def main():
     argument_spec = korrigo_common_argument_spec()
+    argument_spec.update(korrigo_guard_argument_spec())
     argument_spec.update(korrigo_media_argument_spec())
     argument_spec.update(
         clean_temp_uploads=dict(type='bool', default=False),
         max_age_hours=dict(type='int', default=24),
         remove_orphaned_pages=dict(type='bool', default=False),
-        max_changes=dict(type='int', default=100),
         list_limit=dict(type='int', default=200),
         backup_dir=dict(type='path'),
     )

@@ -9,17 +9,19 @@ import time
 import docker
 import pytest
 
-from conftest import ROOT, VERSIONS, run_module
+from conftest import DB, ROOT, VERSIONS, run_module
 
 BROKER = 'redis://127.0.0.1:56379/0'
 # A Redis database no worker listens on: the broker answers, no worker ever does (a misconfigured worker).
 SILENT_BROKER = 'redis://127.0.0.1:56379/9'
 DOWN_BROKER = 'redis://127.0.0.1:1/0'
 NO_DOCKER = 'unix:///nonexistent.sock'
+# A start or restart writes its audit row in (and takes its advisory lock on) the HEAD test database.
+GUARD_DB = dict(DB, login_db=VERSIONS['head'])
 
 
 @pytest.fixture(name='celery_container')
-def celery_container_fixture(stack):
+def celery_container_fixture(stack, databases):
     client = docker.from_env()
     labels = ['com.docker.compose.project=korrigo', 'com.docker.compose.service=celery']
     container = client.containers.list(all=True, filters={'label': labels})[0]
@@ -38,7 +40,7 @@ def celery_container_fixture(stack):
 
 
 def health(check_mode=False, **args):
-    return run_module('celery_health', check_mode=check_mode, diff=True, broker_url=BROKER, **args)
+    return run_module('celery_health', check_mode=check_mode, diff=True, broker_url=BROKER, **dict(GUARD_DB, **args))
 
 
 def test_a_running_worker_answers(celery_container):
@@ -88,7 +90,7 @@ def test_redis_down_is_reported_and_nothing_is_restarted(celery_container):
 def test_a_worker_that_never_answers_fails_with_what_was_seen(celery_container):
     # The worker's own broker is stated (worker_broker_url), but we listen on a database it does not use.
     result = run_module('celery_health', broker_url=SILENT_BROKER, worker_broker_url=BROKER, state='restarted',
-                        compose_project='korrigo', wait_timeout=5)
+                        compose_project='korrigo', wait_timeout=5, **GUARD_DB)
     assert result['failed'] and 'no Celery worker answered within 5s' in result['msg']
     assert result['service']['containers'][0]['status'] == 'running' and result['logs']
 
@@ -151,11 +153,28 @@ def test_a_worker_of_another_broker_is_never_restarted(celery_container):
     assert celery_container.attrs['State']['StartedAt'] == started_at and celery_container.status == 'running'
 
 
-def test_restart_confirms_identity_by_broker_and_node(celery_container):
-    """(e) the normal compose restart, with how the container was confirmed to be ours."""
+def restart_audit(db):
+    return db.query("SELECT a.resource_type, a.resource_id, a.metadata, u.username FROM core_auditlog a "
+                    "LEFT JOIN auth_user u ON u.id = a.user_id WHERE a.action = 'korrigo_ops.celery_health.restart'")
+
+
+def test_restart_confirms_identity_by_broker_and_node(celery_container, korrigo_head):
+    """(e) the normal compose restart, with how the container was confirmed to be ours, and its one audit row."""
+    korrigo_head.seed('baseline')
     started_at = celery_container.attrs['State']['StartedAt']
+    dry = health(check_mode=True, state='restarted', restart_policy='always', manager='compose',
+                 compose_project='korrigo')
+    assert dry['action'] == 'restarted' and dry['audit_rows'] == 0 and restart_audit(korrigo_head) == []
     result = health(state='restarted', restart_policy='always', manager='compose', compose_project='korrigo')
     assert result['changed'] is True and result['healthy'] and result['action'] == 'restarted'
+    assert result['audit_rows'] == 1 and result['audit_actions'] == ['korrigo_ops.celery_health.restart']
+    rows = restart_audit(korrigo_head)
+    assert [(r['resource_type'], r['resource_id'], r['username']) for r in rows] == \
+        [('CeleryWorker', 'korrigo/celery', 'korrigo-ops')]
+    meta = rows[0]['metadata']
+    assert meta['remediation'] == 'celery_health' and meta['actor'] == 'korrigo-ops' and meta['manager'] == 'compose'
+    assert meta['identity'][0]['name'] == celery_container.name and meta['before']['running'] is True
+    assert meta['after'] == {'action': 'restarted'} and meta['run_by']['host']
     assert result['identity'][0]['name'] == celery_container.name
     assert 'environment CELERY_BROKER_URL' in result['identity'][0]['confirmed_by']
     assert 'answered' in result['identity'][0]['confirmed_by']  # its node name had answered through the broker
@@ -221,3 +240,36 @@ def test_import_stuck_role_reports_before_failing_on_an_unreachable_manager(cele
     assert report['needs_human'][0].startswith('restart the Celery worker of broker redis://127.0.0.1:56379 db 0')
     celery_container.reload()
     assert celery_container.status == 'exited'
+
+
+def test_a_restart_due_without_a_database_restarts_nothing(celery_container):
+    """Diagnosis needs no database; acting does (advisory lock, audit row): unreachable, nothing is restarted."""
+    started_at = celery_container.attrs['State']['StartedAt']
+    no_db = dict(GUARD_DB, login_port=1, connect_timeout=2)
+    diagnosis = run_module('celery_health', broker_url=BROKER, state='restarted', compose_project='korrigo', **no_db)
+    assert not diagnosis.get('failed') and diagnosis['healthy'] and diagnosis['action'] == 'none'
+    result = run_module('celery_health', broker_url=BROKER, state='restarted', restart_policy='always',
+                        compose_project='korrigo', **no_db)
+    assert result['failed'] and result['changed'] is False
+    assert "a restart of the worker is due but its audit row and advisory lock need Korrigo's database" in result['msg']
+    assert 'database server unreachable' in result['msg'] and 'nothing was changed' in result['msg']
+    celery_container.reload()
+    assert celery_container.attrs['State']['StartedAt'] == started_at and celery_container.status == 'running'
+
+
+def test_a_concurrent_restart_is_skipped(celery_container, korrigo_head):
+    import psycopg2
+    from conftest import dsn_for
+    korrigo_head.seed('baseline')
+    started_at = celery_container.attrs['State']['StartedAt']
+    holder = psycopg2.connect(dsn_for(korrigo_head.name))
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('korrigo.ops'), hashtext('celery_health'))")
+        result = health(state='restarted', restart_policy='always', compose_project='korrigo')
+        assert result.get('skipped_concurrent_run') is True and result['changed'] is False, result
+    finally:
+        holder.rollback()
+        holder.close()
+    celery_container.reload()
+    assert celery_container.attrs['State']['StartedAt'] == started_at and restart_audit(korrigo_head) == []

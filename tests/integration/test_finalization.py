@@ -95,10 +95,35 @@ def test_check_mode_and_bad_input_change_nothing(korrigo):
     for args, message in [
         (dict(copy_ids=[]), 'empty selector'),
         (dict(copy_ids=[str(uuid.uuid4())]), 'unknown copy ids'),
+        (dict(failed=True, copy_ids=seeded['border_copy_ids'], media_root=seeded['media_root']), 'exclusive'),
+        (dict(failed=True), 'set media_root'),
+        (dict(failed=True, media_root=seeded['media_root'], max_changes=2), 'more than max_changes=2'),
+        (dict(failed=True, media_root=seeded['media_root'], parallel=0), 'parallel must be at least 1'),
     ]:
         result = korrigo.run('copy_status', **args)
         assert result.get('failed') is True and message in result['msg'], (args, result)
     assert korrigo.checksums() == checksums
+
+
+def test_copy_status_failed_builds_the_whole_work_list_from_the_page_images(korrigo):
+    """failed=true: every failing copy by copy_rules, its page images checked; the same verdicts as the role's
+    pdf_check + with_page_verdicts gave, and the worker-died copy made finalizable."""
+    seeded = korrigo.seed('finalization')
+    repairable = sorted(c for group in ('out_of_bounds', 'same_actor', 'worker_died', 'unknown', 'failed_once', 'border')
+                        for c in seeded['%s_copy_ids' % group])
+    checksums = korrigo.checksums()
+    dry = korrigo.run('copy_status', check_mode=True, failed=True, media_root=seeded['media_root'])
+    assert dry.get('failed') is not True, dry
+    assert korrigo.checksums() == checksums
+    result = korrigo.run('copy_status', failed=True, media_root=seeded['media_root'])
+    assert result['repairable_copy_ids'] == dry['repairable_copy_ids'] == repairable
+    assert result['worker_died_copy_ids'] == seeded['worker_died_copy_ids']
+    assert result['out_of_bounds_copy_ids'] == sorted(seeded['out_of_bounds_copy_ids'])
+    verdicts = dict((c['copy_id'], c['pages_verdict']) for c in result['needs_human'])
+    assert verdicts == {seeded['missing_pages_copy_ids'][0]: 'missing_pages',
+                        seeded['unreadable_pages_copy_ids'][0]: 'unreadable_pages'}
+    assert [a['copy_id'] for a in result['actions']] == seeded['worker_died_copy_ids']
+    assert 'skipped' not in result  # a non-empty `skipped` would make Ansible show the task as skipped
 
 
 def test_copy_status_follows_the_version_finalize_rules(korrigo):
@@ -142,15 +167,17 @@ def idle_queue(stack):
     redis.Redis.from_url(BROKER).delete(name)
 
 
-def test_celery_task_queues_once_per_copy_in_celery_format(idle_queue):
+def test_celery_task_queues_once_per_copy_in_celery_format(idle_queue, korrigo_head):
+    korrigo_head.seed('baseline')  # the remediation user and Korrigo's trail tables (one audit row per task)
+    db = korrigo_head.connection
     copies = [str(uuid.uuid4()), str(uuid.uuid4())]
-    dry = run_module('celery_task', check_mode=True, broker_url=BROKER, task=FINALIZE, copy_ids=copies, args=[7],
+    dry = run_module('celery_task', check_mode=True, broker_url=BROKER, **db, task=FINALIZE, copy_ids=copies, args=[7],
                      queue=idle_queue)
     assert dry['changed'] is True and dry['count'] == 2
     assert redis.Redis.from_url(BROKER).llen(idle_queue) == 0
-    first = run_module('celery_task', broker_url=BROKER, task=FINALIZE, copy_ids=copies, args=[7], queue=idle_queue)
+    first = run_module('celery_task', broker_url=BROKER, **db, task=FINALIZE, copy_ids=copies, args=[7], queue=idle_queue)
     assert first['count'] == 2 and all(q['task_id'] for q in first['queued'])
-    second = run_module('celery_task', broker_url=BROKER, task=FINALIZE, copy_ids=copies + [str(uuid.uuid4())],
+    second = run_module('celery_task', broker_url=BROKER, **db, task=FINALIZE, copy_ids=copies + [str(uuid.uuid4())],
                         args=[7], queue=idle_queue)
     assert second['count'] == 1 and sorted(second['already_pending']) == sorted(copies)
     import json
@@ -159,16 +186,20 @@ def test_celery_task_queues_once_per_copy_in_celery_format(idle_queue):
     assert message['headers']['task'] == FINALIZE
     args, kwargs, _embed = json.loads(base64.b64decode(message['body']))
     assert args[1] == 7 and kwargs == {}
+    audit = korrigo_head.query("SELECT resource_id FROM core_auditlog WHERE action = 'korrigo_ops.celery_task.queue'")
+    assert sorted(r['resource_id'] for r in audit) == sorted(copies + [second['queued'][0]['copy_id']])
 
 
-def test_celery_task_bad_input(idle_queue):
+def test_celery_task_bad_input(idle_queue, korrigo_head):
+    korrigo_head.seed('baseline')
+    db = korrigo_head.connection
     for args, message in [
         (dict(broker_url='redis://127.0.0.1:1/0'), 'unreachable'),
         (dict(broker_url='http://nope'), 'CELERY_BROKER_URL'),
         (dict(broker_url=BROKER, copy_ids=['x']), 'malformed copy id'),
         (dict(broker_url=BROKER, copy_ids=[str(uuid.uuid4()) for _i in range(3)], max_changes=2), 'max_changes=2'),
     ]:
-        result = run_module('celery_task', task=FINALIZE, queue=idle_queue, **args)
+        result = run_module('celery_task', task=FINALIZE, queue=idle_queue, **dict(db, **args))
         assert result.get('failed') is True and message in result['msg'], (args, result)
     assert redis.Redis.from_url(BROKER).llen(idle_queue) == 0
 

@@ -29,6 +29,11 @@ def playbook(tmp_path, *extra):
 @pytest.fixture
 def head_db(stack):
     """The stack's own HEAD database: the one its worker finalizes in (whatever KORRIGO_TEST_DB_SUFFIX says)."""
+    import redis
+    # Seeded copy ids are the same in every run: markers of tasks other tests queued for them would look pending.
+    broker = redis.Redis.from_url('redis://127.0.0.1:56379/0')
+    for key in broker.scan_iter('korrigo_ops:queued:*'):
+        broker.delete(key)
     conn = psycopg2.connect(DSN, cursor_factory=psycopg2.extras.RealDictCursor)
     conn.autocommit = True
     stack_seed.reset(conn)

@@ -282,7 +282,7 @@ def test_a_start_is_guarded_and_recorded(broker, monkeypatch):
     use(monkeypatch, FakeService(answers=broker))
     result = celery_health.health(FakeModule(state='started', compose_project='korrigo', wait_timeout=5))
     assert result['audit_rows'] == 1 and result['audit_actions'] == ['korrigo_ops.celery_health.start']
-    assert FakeGuard.opened[0].records == [('korrigo_ops.celery_health.start', 'CeleryWorker', 'fake service')]
+    assert FakeGuard.opened[0].records == [('korrigo_ops.celery_health.start', 'CeleryWorker', 'korrigo/celery')]
 
 
 def test_diagnosis_opens_no_guard(broker, no_manager):

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import contextlib
 import decimal
+import re
 import traceback
 
 try:
@@ -44,6 +45,8 @@ KORRIGO_TABLES = ('exams_copy', 'grading_copylock', 'grading_annotation', 'gradi
                   'grading_draftstate', 'exams_booklet', 'exams_copy_booklets', 'core_auditlog', 'auth_user')
 LOCK_NOT_AVAILABLE = '55P03'
 QUERY_CANCELED = '57014'
+INSUFFICIENT_PRIVILEGE = '42501'
+GRANTS_PLAYBOOK = 'playbooks/database_roles.yml'
 
 
 def korrigo_common_argument_spec():
@@ -263,6 +266,79 @@ def busy_message(what, tables, holders, lock_timeout_ms, limit=5):
         '/'.join(ordered), listed, gave_up, hint)
 
 
+PERMISSION_DENIED_RE = re.compile(r'permission denied for (table|relation|sequence|view|schema|database|function)'
+                                  r' "?([A-Za-z0-9_.$]+)"?')
+OBJECT_PRIVILEGE = {'sequence': 'USAGE', 'schema': 'USAGE', 'database': 'CONNECT', 'function': 'EXECUTE'}
+TABLE_PRIVILEGES = ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+
+
+def statement_privileges(statement, table):
+    """The privileges ``statement`` needs on ``table``, read from its text (INSERT INTO, UPDATE, DELETE FROM,
+    FOR UPDATE OF needs UPDATE; any other mention reads it)."""
+    text = ' '.join((statement or '').split())
+    name = re.escape(table)
+    needed = []
+    if re.search(r'\bINSERT\s+INTO\s+"?%s"?\b' % name, text, re.I):
+        needed.append('INSERT')
+    read = re.search(r'\b(FROM|JOIN|USING)\s+"?%s"?\b' % name, text, re.I)
+    if re.search(r'\b(?<!FOR )UPDATE\s+"?%s"?\b' % name, text, re.I) or \
+            (read and re.search(r'\bFOR\s+(NO\s+KEY\s+)?UPDATE\b', text, re.I)):
+        needed.append('UPDATE')  # SELECT ... FOR UPDATE needs UPDATE on the tables it locks
+    if re.search(r'\bDELETE\s+FROM\s+"?%s"?\b' % name, text, re.I):
+        needed.append('DELETE')
+    if read or not needed:
+        needed.insert(0, 'SELECT')
+    return needed
+
+
+def missing_table_privileges(conn, table, needed):
+    """Of ``needed``, the privileges the session's role lacks on ``table`` (``needed`` when it cannot be asked)."""
+    if conn is None:
+        return list(needed)
+    try:
+        conn.rollback()  # the failed transaction first; it changed nothing
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT p FROM unnest(%s::text[]) WITH ORDINALITY AS n(p, i) "
+                           "WHERE NOT has_table_privilege(current_user, %s, p) ORDER BY i", (list(needed), table))
+            return [row[0] for row in cursor.fetchall()] or list(needed)
+    except psycopg2.Error:
+        return list(needed)
+
+
+def permission_error(err, conn, params, what):
+    """KorrigoError for SQLSTATE 42501: which role lacks which grant on what, and where the grants are."""
+    text = str(err).strip()
+    role = params.get('login_user')
+    if params.get('database_url'):
+        try:
+            role = parse_database_url(params['database_url']).get('user') or role
+        except KorrigoError:
+            pass
+    hint = '(grant it, see %s)' % GRANTS_PLAYBOOK
+    match = PERMISSION_DENIED_RE.search(text)
+    if match:
+        kind, name = match.group(1), match.group(2)
+        if kind in OBJECT_PRIVILEGE:
+            privilege, missing = OBJECT_PRIVILEGE[kind], [OBJECT_PRIVILEGE[kind]]
+        else:
+            statement = getattr(getattr(err, 'cursor', None), 'query', None)
+            if isinstance(statement, bytes):
+                statement = statement.decode('utf-8', 'replace')
+            missing = missing_table_privileges(conn, name, statement_privileges(statement, name))
+            privilege = '/'.join(missing)
+        msg = "permission denied: %s lacks %s on %s %s %s" % (role, privilege, kind.replace('relation', 'table'),
+                                                              name, hint)
+        details = {'missing_grant': {'role': role, 'privileges': missing, 'object': name, 'type': kind}}
+    elif 'terminate' in text.lower() or 'signal' in text.lower() or 'cancel' in text.lower():
+        msg = "permission denied: %s lacks membership in pg_signal_backend (to end other sessions) %s" % (role, hint)
+        details = {'missing_grant': {'role': role, 'privileges': ['MEMBER'], 'object': 'pg_signal_backend',
+                                     'type': 'role'}}
+    else:
+        msg = "permission denied: %s lacks a privilege %s: %s" % (role, hint, text)
+        details = {}
+    return KorrigoError("%s: %s; nothing was changed" % (what, msg), **details)
+
+
 def statement_error(err, conn, params, what, tables=KORRIGO_TABLES, failure=None):
     """A KorrigoError a person can act on for a psycopg2 error raised by one of ``what``'s statements.
 
@@ -282,6 +358,8 @@ def statement_error(err, conn, params, what, tables=KORRIGO_TABLES, failure=None
         holders = lock_holders(params, tables, own_pid)
         return KorrigoError(busy_message(what, tables, holders, lock_timeout), lock_holders=holders,
                             lock_timeout_ms=lock_timeout)
+    if code == INSUFFICIENT_PRIVILEGE:
+        return permission_error(err, conn, params, what)
     if code == QUERY_CANCELED and 'statement timeout' in text:
         return KorrigoError("%s: a statement ran longer than statement_timeout_ms=%d and was cancelled: nothing was "
                             "changed; raise statement_timeout_ms or narrow the selector" % (what, statement_timeout),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate docs/reliability.md, the reliability matrix, from the tests themselves so that it cannot drift.
 
 Each test of MATRIX_FILES that belongs in the matrix carries, in its docstring, a line

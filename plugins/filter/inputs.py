@@ -19,10 +19,8 @@ import uuid
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.six import string_types
 
-try:  # ansible-core >= 2.19 hands filters lazy/tagged containers; plain Mapping/Sequence checks cover both
-    from collections.abc import Mapping, Sequence
-except ImportError:  # pragma: no cover - Python 2
-    from collections import Mapping, Sequence
+# ansible-core >= 2.19 hands filters lazy/tagged containers; plain Mapping/Sequence checks cover both.
+from ansible.module_utils.six.moves.collections_abc import Mapping, Sequence
 
 MAX_REASON = 500
 MAX_TEXT = 1000

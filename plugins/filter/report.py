@@ -17,10 +17,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover - Python 2 is not supported, kept for ansible-test's compile check
-    from collections import Mapping
+from ansible.module_utils.six.moves.collections_abc import Mapping
 
 SECTIONS = (('found', 'Found'), ('done', 'Done'), ('needs_human', 'Needs a human'))
 
@@ -258,7 +255,7 @@ def before_after_rows(document):
                         out['%s.%s' % (key, sub)] = inner
         return out
     flat_before, flat_after = flat(before), flat(after)
-    names = [k for k in flat_before] + [k for k in flat_after if k not in flat_before]
+    names = list(flat_before) + [k for k in flat_after if k not in flat_before]
     return [(name, flat_before.get(name, ''), flat_after.get(name, '')) for name in names]
 
 

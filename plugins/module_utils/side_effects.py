@@ -160,7 +160,8 @@ class SideEffects(object):
             return record
         try:
             outcome = effect()
-        except Exception as err:  # pylint: disable=broad-except - any failure of the side effect stops the run
+        except Exception as err:  # pylint: disable=broad-except
+            # any failure of the side effect stops the run
             self.failed = dict(action=action, resource_type=record['resource_type'],
                                resource_id=record['resource_id'],
                                error=err.msg if isinstance(err, KorrigoError) else str(err))

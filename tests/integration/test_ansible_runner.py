@@ -70,7 +70,7 @@ def run(pdd, playbook, ident):
 
 
 def test_release_expired_locks_and_triage_under_ansible_runner(private_data_dir, korrigo_head, tmp_path):
-    artifact, _ = run(private_data_dir, 'release_expired_locks.yml', 'locks')
+    artifact, _events = run(private_data_dir, 'release_expired_locks.yml', 'locks')
     report = artifact['korrigo_reports']['korrigo-local']['lock_conflicts']
     assert report['schema'] == 'korrigo.ops/report/v1' and report['severity'] == 'P3'
     assert report['actions']['count'] == 5 and len(report['actions']['anonymous_ids']) == 5
@@ -80,11 +80,11 @@ def test_release_expired_locks_and_triage_under_ansible_runner(private_data_dir,
     assert artifact['korrigo_fleet']['schools'] == 1 and artifact['korrigo_fleet']['failed'] == []
     assert korrigo_head.scalar('SELECT count(*) FROM grading_copylock WHERE expires_at < now()') == 0
 
-    artifact, _ = run(private_data_dir, 'triage.yml', 'triage')
+    artifact, _events = run(private_data_dir, 'triage.yml', 'triage')
     triage = artifact['korrigo_reports']['korrigo-local']['triage']
     assert triage['scenario'] == 'triage' and triage['severity'] in ('P0', 'P1', 'P2', 'P3', 'none')
     assert triage['versions']['korrigo'] == 'head' and triage['run']['duration_seconds'] is not None
 
-    artifact, _ = run(private_data_dir, 'audit_trail_check.yml', 'audit')
+    artifact, _events = run(private_data_dir, 'audit_trail_check.yml', 'audit')
     assert artifact['korrigo_reports']['korrigo-local']['audit_events']['scenario'] == 'audit_events'
     shutil.rmtree(str(private_data_dir / 'artifacts'))

@@ -1,9 +1,5 @@
 """copy_dossier: one copy of every scenario and every creation path, on both schema versions. Its verdicts equal what
 the remediations then do (same rules: module_utils/copy_rules, creation, audit_rules); bad input is refused."""
-import pytest
-
-from korrigo_stack import common
-
 DOSSIER = 'copy_dossier'
 
 
@@ -119,7 +115,6 @@ def test_one_copy_costs_indexed_lookups_only(korrigo_head):
     """The plan of the dossier statement for one copy: every table is reached through an index (with sequential
     scans disabled, a Seq Scan left in the plan means no index can serve that lookup)."""
     import importlib.util
-    import json
     import os
 
     from conftest import MODULES

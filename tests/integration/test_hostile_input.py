@@ -14,8 +14,7 @@ from conftest import run_module  # noqa: E402
 from korrigo_stack import scenarios_import as pdfs  # noqa: E402
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 COORDINATE = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -25,7 +24,7 @@ COORDINATE = st.one_of(
 # Quotes, backslashes, SQL, unicode (combining marks, RTL, emoji, astral planes); never NUL (PostgreSQL text refuses it).
 HOSTILE_TEXT = st.one_of(
     st.sampled_from(["'; DROP TABLE exams_copy; --", 'Robert"); DELETE FROM grading_copylock; --', "%(actor_id)s",
-                     "$$ || pg_sleep(10) || $$", "\\x00\\'", "Élève ‮gnp.exe", "名前 🎓 𝔘𝔫𝔦", "O'Brien \"quoted\""]),
+                     "$$ || pg_sleep(10) || $$", "\\x00\\'", "Élève \u202egnp.exe", "名前 🎓 𝔘𝔫𝔦", "O'Brien \"quoted\""]),
     st.text(alphabet=st.characters(blacklist_categories=('Cs',), blacklist_characters='\x00'), min_size=1,
             max_size=60),
 )

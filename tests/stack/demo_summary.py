@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Five-second summary of a `make demo` run: the JSON reports of korrigo_report_dir, about ten lines.
 
 Usage: demo_summary.py REPORT_DIR
@@ -73,12 +72,12 @@ def summary(report_dir):
         return ['no report in %s: did the playbook run with korrigo_report_dir set?' % report_dir], 1
     severity, source = overall_severity(reports)
     check = any(r.get('check_mode') for r in reports)
-    out = ['== Korrigo demo: severity %s (%s)%s' % (severity, source,
-                                                  ', CHECK MODE: nothing was changed' if check else '')]
+    mode = ', CHECK MODE: nothing was changed' if check else ''
+    out = ['== Korrigo demo: severity %s (%s)%s' % (severity, source, mode)]
     name_width = max(len(r['scenario']) for r in reports)
     for report in reports:
-        out.append('  %-*s  %-4s  %-16s  fixed %2d   needs a human %2d' % (
-            name_width, report['scenario'], report.get('severity') or '-',
+        out.append('  %s  %-4s  %-16s  fixed %2d   needs a human %2d' % (
+            report['scenario'].ljust(name_width), report.get('severity') or '-',
             shorten(report.get('status') or '?', 16), len(items(report, 'done')), len(items(report, 'needs_human'))))
     label = 16
     fixed = [r for r in reports if items(r, 'done')]

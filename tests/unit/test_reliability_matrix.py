@@ -6,8 +6,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def load():
-    spec = importlib.util.spec_from_file_location('reliability_matrix', os.path.join(ROOT, 'tests',
-                                                                                    'reliability_matrix.py'))
+    path = os.path.join(ROOT, 'tests', 'reliability_matrix.py')
+    spec = importlib.util.spec_from_file_location('reliability_matrix', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -500,7 +500,9 @@ class SeedContext:
             " coalesce((SELECT jsonb_agg(CASE WHEN x.origin = 'import'"
             "                                 THEN 'copies/pages/' || x.copy_id || '/p' || lpad((g.n)::text, greatest(3, length((g.n)::text)), '0') || '.png'"
             "                                 ELSE 'booklets/' || x.exam_id || '/' || x.id || '/page_'"
-            "                                      || lpad((x.first_page + g.n)::text, greatest(3, length((x.first_page + g.n)::text)), '0') || '.png' END ORDER BY g.n)"
+            "                                      || lpad((x.first_page + g.n)::text,"
+            "                                              greatest(3, length((x.first_page + g.n)::text)), '0')"
+            "                                      || '.png' END ORDER BY g.n)"
             "           FROM generate_series(0, x.pages - 1) AS g(n)), '[]'::jsonb)"
             " FROM placed x ORDER BY x.id")
         counts["exams_booklet"] = cur.rowcount
@@ -575,7 +577,8 @@ _TEACHER_BY_I = "(ARRAY[%(martin)s, %(durand)s, %(bernard)s]::integer[])[1 + (g.
 def build_baseline(ctx, count):
     """Copies cycle through 10 slots: 0-1 STAGING (imported 10 min..5 h ago on HEAD, batch-uploaded on 8f16b75;
     pages present, awaiting validation: normal), 2-4 READY (4: merged), 5-7 GRADED; 8-9 LOCKED with an active
-    lock on 8f16b75, READY on HEAD (no lock service there). Copies of slots 2-9 come from the exam's batch upload. On 8f16b75 the copies of slot 2 also carry a past LOCK/UNLOCK pair
+    lock on 8f16b75, READY on HEAD (no lock service there). Copies of slots 2-9 come from the exam's batch upload.
+    On 8f16b75 the copies of slot 2 also carry a past LOCK/UNLOCK pair
     and GRADED copies the LOCK that preceded finalize (finalize deleted the lock row)."""
     n = count or 10
     exam = ctx.create_exam(1)

@@ -3,8 +3,6 @@
 Uses a scratch database of its own; the connection is opened the way the integration fixtures open
 theirs (autocommit, RealDictCursor) to prove the seeder does not depend on the caller's settings.
 """
-import re
-
 import pytest
 
 psycopg2 = pytest.importorskip("psycopg2")

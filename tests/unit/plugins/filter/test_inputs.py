@@ -66,8 +66,8 @@ def test_each_problem_names_its_input(name, value, rule, expected):
 def test_every_problem_is_listed_at_once():
     problems = validate_inputs({'korrigo_max_changes': 0, 'korrigo_report_dir': 'rel', 'ids': ['x'],
                                 'korrigo_broker_url': 'amqp://rabbit'}, {'ids': 'uuid_list'})
-    assert [p.split()[0].rstrip(':') for p in problems] == ['korrigo_max_changes', 'korrigo_report_dir', 'ids',
-                                                             'korrigo_broker_url']
+    names = [p.split()[0].rstrip(':') for p in problems]
+    assert names == ['korrigo_max_changes', 'korrigo_report_dir', 'ids', 'korrigo_broker_url']
 
 
 def test_a_password_in_a_broker_url_is_never_shown():

@@ -117,7 +117,7 @@ def test_a_failure_with_nothing_done_rolls_back():
         with guard() as g:
             g.plan(1)
             g.perform('korrigo_ops.celery_health.restart', 'CeleryWorker', 'korrigo/celery',
-                      lambda: (_ for _ in ()).throw(KorrigoError('could not restart')))
+                      lambda: (x for x in ()).throw(KorrigoError('could not restart')))
     assert FakeRemediation.instances[0].closed == 'rollback'
 
 

@@ -139,3 +139,34 @@ def is_repairable(cause, page_verdict):
     """A failing copy the finalization remediation re-finalizes: its pages are all there and open, and no finalize
     may still be running on it."""
     return page_verdict == 'ok' and cause != 'in_progress'
+
+
+def failing_copies_sql():
+    """Every failing copy (or those of ``%(only_copy_ids)s``) with its cause and the page images its finalize
+    flattens: the work list of the finalization remediation, uncapped (``%(stale_after)s``)."""
+    return ("WITH " + finalizations_ctes() + """
+SELECT d.copy_id::text AS copy_id, d.anonymous_id, d.status, d.cause, d.pages_images, d.grading_error_message,
+       d.grading_retries, d.creation_path, d.out_of_bounds_annotations
+  FROM decided d ORDER BY d.anonymous_id""")
+
+
+def repair_decision(copies, checked):
+    """What the finalization remediation does with each failing copy (``copies``: rows of failing_copies_sql;
+    ``checked``: {page image path: its pdf_check kind=image result}), by pages_verdict and is_repairable.
+
+    A repairable copy gets its out-of-bounds annotations brought back inside the page, is made finalizable again
+    when its worker died, and is re-finalized; the others need a human (bad page images, finalize still running).
+    """
+    decided = []
+    for copy in copies:
+        images = copy.get('pages_images') or []
+        verdict, problems = pages_verdict(images, [checked[path] for path in images])
+        decided.append(dict(copy, pages_verdict=verdict, pages_problems=problems))
+    fixable = [c for c in decided if is_repairable(c.get('cause'), c['pages_verdict'])]
+    return {
+        'out_of_bounds_copy_ids': [c['copy_id'] for c in fixable if c.get('cause') == 'out_of_bounds_annotations'],
+        'worker_died_copy_ids': [c['copy_id'] for c in fixable if c.get('cause') == 'worker_died'],
+        'refinalize_copy_ids': [c['copy_id'] for c in fixable],
+        'bad_pages': [c for c in decided if c['pages_verdict'] != 'ok'],
+        'still_running': [c for c in decided if c.get('cause') == 'in_progress'],
+    }

@@ -28,9 +28,18 @@ description:
   - A copy whose PDF is missing, empty, corrupted, encrypted, too large, has too many pages, times out or lies
     outside the media root is never deleted nor changed - it is flagged for re-upload with one C(core_auditlog)
     row (once per verdict) and listed in RV(flagged).
-  - All database writes are one statement in one transaction that re-checks, row by row, that the copy is still
-    stuck. The page images are rendered into a scratch directory and moved into place before the commit; in check
-    mode nothing is rendered nor written and the same statement is rolled back.
+  - No transaction is open while PDFs are checked or rendered. The run holds a session-level advisory lock (on a
+    connection of its own, idle between statements, released at the end or when the process dies), so a second
+    run returns C(skipped_concurrent_run). It reads the stuck copies in one short read-only transaction, checks
+    and renders their PDFs (O(parallel) child processes at a time) into scratch directories under
+    C(copies/pages/), then writes in one short transaction - one statement that locks each copy and re-checks it
+    is still stuck (C(STAGING) without pages, C(FOR UPDATE)), and the page images moved into place just before
+    the commit. A crash at any point leaves each copy as it was or completely imported; at most page files of a
+    copy still stuck, overwritten by the next run, or scratch directories of the crashed run, which the next run
+    removes.
+  - In check mode nothing is rendered nor written, and the same statement is rolled back.
+  - O(max_changes) is checked before anything is rendered (against the copies whose PDF is C(ok)) and again by
+    the statement (imports plus new flags).
 author:
   - korrigo.ops maintainers (!UNKNOWN)
 options:
@@ -150,6 +159,12 @@ korrigo_version:
   description: Korrigo version detected from the schema.
   returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
+stale_scratch_removed:
+  description: Scratch directories (C(copies/pages/.korrigo-ops-*)) a crashed run had left, removed by this run.
+  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
+  type: list
+  elements: str
+  version_added: 0.4.0
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
@@ -165,23 +180,26 @@ import os
 import shutil
 import tempfile
 
+from contextlib import contextmanager
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import PAGES_COUNT_SQL
 from ansible_collections.korrigo.ops.plugins.module_utils.creation import arrival_time_sql
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    korrigo_common_argument_spec, korrigo_guard_argument_spec, sql,
+    close_quietly, connect, korrigo_common_argument_spec, korrigo_guard_argument_spec, psycopg2, read_only_session,
+    sql,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import ConcurrentRun, KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.media import (
     korrigo_media_argument_spec, media_root_from_params,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.pdf import (
-    check_one, limits_from_params, pdf_limits_argument_spec, rasterize,
+    check_files, limits_from_params, pdf_limits_argument_spec, rasterize_many,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
-    UNKNOWN_COPIES_CTES, Remediation, audit_cte, check_positive_max_changes, check_statement_guards,
-    grading_event_cte, remediation_result, require_selector, validate_uuids,
+    ADVISORY_NAMESPACE, UNKNOWN_COPIES_CTES, Remediation, audit_cte, check_max_changes, check_positive_max_changes,
+    check_statement_guards, grading_event_cte, remediation_result, require_selector, validate_uuids,
 )
 
 FLAG_ACTION = 'korrigo_ops.copy_import.flag_reupload'
@@ -333,6 +351,40 @@ def page_paths(copy_id, pages):
     return ['copies/pages/%s/p%03d.png' % (copy_id, k) for k in range(pages)]
 
 
+SCRATCH_PREFIX = '.korrigo-ops-'
+APPLICATION_NAME = 'korrigo.ops:copy_import'
+# The run's session-level lock: its own key, since the write transaction takes the remediation's xact-level one.
+RUN_LOCK_KEY = 'copy_import.run'
+
+
+@contextmanager
+def run_lock(params):
+    """Hold copy_import's run lock (session level, on a connection of its own, autocommit: idle, never idle in
+    transaction) for the whole run; ConcurrentRun when another run holds it. Released at the end; PostgreSQL
+    releases it when the process dies."""
+    conn = connect(params, APPLICATION_NAME)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s), hashtext(%s))", (ADVISORY_NAMESPACE, RUN_LOCK_KEY))
+            locked = cursor.fetchone()[0]
+    except psycopg2.Error as err:
+        close_quietly(conn)
+        raise KorrigoError("taking copy_import's run lock failed, nothing was changed: %s" % str(err).strip())
+    if not locked:
+        close_quietly(conn)
+        raise ConcurrentRun("another run of copy_import holds its advisory lock")
+    try:
+        yield conn
+    finally:
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), hashtext(%s))", (ADVISORY_NAMESPACE, RUN_LOCK_KEY))
+        except psycopg2.Error:
+            pass  # the lock goes with the session
+        close_quietly(conn)
+
+
 class PageFiles(object):
     """Scratch directories of rendered pages under copies/pages/, moved into place or removed."""
 
@@ -341,12 +393,25 @@ class PageFiles(object):
         self.pages_dir = os.path.join(root, 'copies', 'pages')
         self.scratch = {}
 
-    def render(self, copy_id, real_pdf, limits):
+    def stale(self):
+        """Scratch directories a crashed run left (only while holding the run lock: no other run is rendering)."""
+        if not os.path.isdir(self.pages_dir):
+            return []
+        return sorted(name for name in os.listdir(self.pages_dir)
+                      if name.startswith(SCRATCH_PREFIX) and os.path.isdir(os.path.join(self.pages_dir, name)))
+
+    def remove_stale(self):
+        names = self.stale()
+        for name in names:
+            shutil.rmtree(os.path.join(self.pages_dir, name), ignore_errors=True)
+        return ['copies/pages/%s' % name for name in names]
+
+    def scratch_dir(self, copy_id):
         if not os.path.isdir(self.pages_dir):
             os.makedirs(self.pages_dir)
-        scratch = tempfile.mkdtemp(prefix='.korrigo-ops-%s-' % copy_id, dir=self.pages_dir)
+        scratch = tempfile.mkdtemp(prefix='%s%s-' % (SCRATCH_PREFIX, copy_id), dir=self.pages_dir)
         self.scratch[copy_id] = scratch
-        return rasterize(real_pdf, scratch, copy_id, limits)
+        return scratch
 
     def install(self, copy_ids):
         """Move the rendered pages of ``copy_ids`` to copies/pages/<copy id>/ (what Korrigo's import writes)."""
@@ -365,26 +430,48 @@ class PageFiles(object):
         self.scratch = {}
 
 
-def verdicts_for(candidates, root, limits, pages, check_mode):
-    """The PDF verdict of each candidate and, outside check mode, its pages rendered in a scratch dir."""
-    items = []
+def check_candidates(candidates, root, limits, parallel):
+    """The PDF verdict of each candidate (pdf_check's), side by side; no page is rendered."""
+    items, paths = [], []
     for cand in candidates:
-        item = {'copy_id': cand['copy_id'], 'anonymous_id': cand['anonymous_id'], 'pdf_source': cand['pdf_source'],
-                'filename': cand['filename'] or os.path.basename(cand['pdf_source'] or '') or None}
-        if not cand['pdf_source']:
+        items.append({'copy_id': cand['copy_id'], 'anonymous_id': cand['anonymous_id'],
+                      'pdf_source': cand['pdf_source'],
+                      'filename': cand['filename'] or os.path.basename(cand['pdf_source'] or '') or None})
+        if cand['pdf_source']:
+            paths.append(cand['pdf_source'])
+    checked = iter(check_files(root, paths, limits, parallel=parallel, batched=True))
+    for item in items:
+        if not item['pdf_source']:
             result = {'verdict': 'missing', 'detail': 'the copy has no pdf_source', 'pages': None}
         else:
-            result = check_one(root, cand['pdf_source'], limits['check'])
-        if result['verdict'] == 'ok' and not check_mode:
-            rendered = pages.render(cand['copy_id'], result['realpath'], limits['rasterize'])
-            if rendered['verdict'] != 'ok':
-                result = dict(result, verdict=rendered['verdict'], detail='rasterization: %s' % rendered['detail'])
-            elif rendered['pages_images'] != page_paths(cand['copy_id'], rendered['pages']):
-                raise KorrigoError("rasterization of %s produced unexpected files" % cand['copy_id'])
-        item.update(verdict=result['verdict'], detail=result.get('detail') or '', pages=result.get('pages') or 0)
-        item['pages_images'] = page_paths(cand['copy_id'], item['pages']) if item['verdict'] == 'ok' else []
-        items.append(item)
+            result = next(checked)
+        item.update(verdict=result['verdict'], detail=result.get('detail') or '', pages=result.get('pages') or 0,
+                    realpath=result.get('realpath'))
     return items
+
+
+def render(items, pages, limits, parallel):
+    """Rasterize the PDF of every ``ok`` item into its scratch directory, side by side; an item whose rendering
+    fails gets that verdict instead."""
+    todo = [item for item in items if item['verdict'] == 'ok']
+    jobs = [(item['realpath'], pages.scratch_dir(item['copy_id']), item['copy_id']) for item in todo]
+    for item, rendered in zip(todo, rasterize_many(jobs, limits, parallel=parallel)):
+        if rendered['verdict'] != 'ok':
+            item.update(verdict=rendered['verdict'], detail='rasterization: %s' % rendered.get('detail', ''))
+        elif rendered['pages_images'] != page_paths(item['copy_id'], rendered['pages']):
+            raise KorrigoError("rasterization of %s produced unexpected files" % item['copy_id'])
+        else:
+            item['pages'] = rendered['pages']
+
+
+def select_stuck(params, copy_ids):
+    """The stuck copies (and the selector's unknown or not-stuck ones), in one short read-only transaction."""
+    with read_only_session(params, APPLICATION_NAME, 'reading the stuck copies failed',
+                           tables=('exams_copy', 'exams_booklet', 'exams_copy_booklets')) as (cursor, rules):
+        cursor.execute(select_statement(rules), {
+            'copy_ids': copy_ids, 'all_copies': not copy_ids, 'stuck_after': params['stuck_after_minutes'],
+        })
+        return cursor.fetchone()
 
 
 def repair(module):
@@ -394,34 +481,42 @@ def repair(module):
     limits = {'check': check_limits, 'rasterize': dict(check_limits, timeout=params['rasterize_timeout'])}
     root = media_root_from_params(params)
     pages = PageFiles(root)
-    try:
-        with Remediation(params, 'copy_import', module.check_mode,
-                         tables=('exams_copy', 'exams_booklet', 'exams_copy_booklets')) as rem:
-            found = rem.fetchone(select_statement(rem.rules), {
-                'copy_ids': copy_ids, 'all_copies': not copy_ids, 'stuck_after': params['stuck_after_minutes'],
-            })
-            if found['unknown_n']:
-                check_statement_guards({'unknown_n': found['unknown_n'], 'unknown_ids': found['unknown_ids'],
-                                        'selected': 0}, params['max_changes'])
-            items = verdicts_for(found['candidates'], root, limits, pages, module.check_mode)
-            row = rem.fetchone(apply_statement(), rem.trail_params(
-                items=json.dumps([dict((k, v) for k, v in item.items() if k != 'anonymous_id') for item in items]),
-                flag_bad=params['flag_bad'], max_changes=params['max_changes'],
-                actions_limit=params['actions_limit'], flag_action=FLAG_ACTION, import_action=IMPORT_ACTION,
-                event_action='IMPORT'))
-            check_statement_guards(row, params['max_changes'])
+    with run_lock(params):
+        found = select_stuck(params, copy_ids)
+        if found['unknown_n']:
+            check_statement_guards({'unknown_n': found['unknown_n'], 'unknown_ids': found['unknown_ids'],
+                                    'selected': 0}, params['max_changes'])
+        items = check_candidates(found['candidates'], root, limits['check'], params['parallel'])
+        # Refused before anything is rendered: each copy whose PDF is ok would be imported.
+        check_max_changes(sum(1 for item in items if item['verdict'] == 'ok'), params['max_changes'])
+        removed = [] if module.check_mode else pages.remove_stale()
+        try:
             if not module.check_mode:
-                pages.install(row['imported_ids'])
-            version = rem.rules['name']
-    finally:
-        pages.discard()
+                render(items, pages, limits['rasterize'], params['parallel'])
+            for item in items:
+                item['pages_images'] = page_paths(item['copy_id'], item['pages']) if item['verdict'] == 'ok' else []
+            with Remediation(params, 'copy_import', module.check_mode,
+                             tables=('exams_copy', 'exams_booklet', 'exams_copy_booklets')) as rem:
+                row = rem.fetchone(apply_statement(), rem.trail_params(
+                    items=json.dumps([dict((k, v) for k, v in item.items() if k not in ('anonymous_id', 'realpath'))
+                                      for item in items]),
+                    flag_bad=params['flag_bad'], max_changes=params['max_changes'],
+                    actions_limit=params['actions_limit'], flag_action=FLAG_ACTION, import_action=IMPORT_ACTION,
+                    event_action='IMPORT'))
+                check_statement_guards(row, params['max_changes'])
+                if not module.check_mode:
+                    pages.install(row['imported_ids'])
+                version = rem.rules['name']
+        finally:
+            pages.discard()
 
     return remediation_result(
         module, row['imported'] + row['flagged_now'], row['actions'], version, 'copies', 'copy_id',
         imported=row['imported'], flagged_now=row['flagged_now'], flagged=row['bad'], skipped=found['skipped'],
         verdicts=[dict((k, item[k]) for k in ('copy_id', 'anonymous_id', 'pdf_source', 'verdict', 'detail', 'pages'))
                   for item in items],
-        events_written=row['events_written'], audit_rows=row['audit_rows'], media_root=root)
+        events_written=row['events_written'], audit_rows=row['audit_rows'], media_root=root,
+        stale_scratch_removed=removed)
 
 
 def main():

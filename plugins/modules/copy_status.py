@@ -25,19 +25,46 @@ description:
   - C(grading_error_message) is kept, and copied into the C(core_auditlog) row written per copy.
     Korrigo has no grading event for a status reset, so none is written.
   - The playbook's advice to set C(LOCKED) would leave a copy HEAD cannot finalize; this module never does.
+  - With O(failed), the module builds the finalization remediation's whole work list itself, uncapped - every
+    failing copy by the rule of C(module_utils/copy_rules) (the one M(korrigo.ops.korrigo_facts) reports), read in
+    one short read-only transaction; the page images each one's finalize will flatten are checked on disk (as
+    M(korrigo.ops.pdf_check) O(korrigo.ops.pdf_check#module:kind=image) does, O(parallel) at a time, confined to
+    the media root) outside any transaction; the repairable copies (all page images fine, no finalize still
+    running) are then made finalizable in one statement that locks and re-checks them, and their ids returned in
+    RV(repairable_copy_ids) for M(korrigo.ops.annotation_bounds) and M(korrigo.ops.celery_task). O(max_changes)
+    then bounds the whole work list (every repairable copy, changed here or not), so an incident larger than it
+    is refused before anything is written anywhere.
 author:
   - korrigo.ops maintainers (!UNKNOWN)
 options:
   copy_ids:
     description:
-      - Copies to make finalizable. Required and non-empty; unknown copies fail the module without change.
+      - Copies to make finalizable; unknown copies fail the module without change.
+      - One of O(copy_ids) and O(failed) is required.
     type: list
     elements: str
-    required: true
+    default: []
+  failed:
+    description:
+      - Select every failing copy (C(GRADING_FAILED), or C(GRADING_IN_PROGRESS) with a dead worker) by the shared
+        rule, check its page images, and make the repairable ones finalizable (see the description). Exclusive with
+        O(copy_ids). Needs the media root (O(media_root) or O(compose_project)).
+      - The repairable copies, claimed on 8f16b75 when O(claim_for_remediation_user) is set, are returned in
+        RV(repairable_copy_ids); the others in RV(needs_human).
+    type: bool
+    default: false
+    version_added: 0.4.0
+  list_limit:
+    description:
+      - With O(failed), most copies listed in RV(needs_human) (RV(needs_human_total) counts them all).
+        RV(repairable_copy_ids) is never capped.
+    type: int
+    default: 200
+    version_added: 0.4.0
   reset_retries:
     description:
       - Also set C(grading_retries) back to 0. Korrigo's finalize never refuses because of the count, so this
-        only matters for reporting.
+        only matters for reporting. With O(failed), every repairable copy's.
     type: bool
     default: false
   claim_for_remediation_user:
@@ -62,6 +89,8 @@ options:
 extends_documentation_fragment:
   - korrigo.ops.korrigo
   - korrigo.ops.korrigo.guards
+  - korrigo.ops.korrigo.media
+  - korrigo.ops.korrigo.pdf_limits
   - korrigo.ops.korrigo.attributes_remediation
 seealso:
   - module: korrigo.ops.korrigo_facts
@@ -73,6 +102,14 @@ EXAMPLES = r'''
   korrigo.ops.copy_status:
     copy_ids: "{{ stale_copy_ids }}"
     stale_after_minutes: 60
+
+- name: Make every repairable failing copy finalizable (and claim it on 8f16b75); the list feeds celery_task
+  korrigo.ops.copy_status:
+    failed: true
+    claim_for_remediation_user: true
+    media_root: /opt/korrigo/media
+    max_changes: 3000
+  register: selection
 
 - name: Reset the retry counter of failed copies as well
   korrigo.ops.copy_status:
@@ -97,8 +134,11 @@ actions:
       before: {status: GRADING_IN_PROGRESS, grading_retries: 1}
       after: {status: READY, grading_retries: 1}
 skipped:
-  description: Selected copies left alone, with the reason.
-  returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
+  description:
+    - Selected copies left alone, with the reason.
+    - Not returned with O(failed) (a non-empty C(skipped) would make Ansible show the task as skipped); the copies
+      it leaves alone are in RV(needs_human), or already finalizable and in RV(repairable_copy_ids).
+  returned: success without O(failed), unless another run held the advisory lock
   type: list
   elements: dict
 actions_truncated:
@@ -109,6 +149,43 @@ korrigo_version:
   description: Korrigo version detected from the schema.
   returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
+repairable_copy_ids:
+  description:
+    - With O(failed), every repairable copy (page images fine, no finalize still running, still failing when it was
+      locked), sorted; the list to re-finalize. Never capped.
+  returned: with O(failed)
+  type: list
+  elements: str
+out_of_bounds_copy_ids:
+  description: With O(failed), the repairable copies whose finalize fails on an out-of-bounds annotation.
+  returned: with O(failed)
+  type: list
+  elements: str
+worker_died_copy_ids:
+  description: With O(failed), the repairable copies whose worker died inside finalize.
+  returned: with O(failed)
+  type: list
+  elements: str
+needs_human:
+  description:
+    - With O(failed), failing copies this module cannot repair, at most O(list_limit) - page images missing,
+      unreadable or outside the media root (C(pages_verdict), C(pages_problems)), or a finalize still running
+      (C(cause=in_progress)).
+  returned: with O(failed)
+  type: list
+  elements: dict
+needs_human_total:
+  description: With O(failed), how many failing copies need a human (RV(needs_human) lists at most O(list_limit)).
+  returned: with O(failed)
+  type: int
+failing_total:
+  description: With O(failed), how many failing copies were found.
+  returned: with O(failed)
+  type: int
+page_verdicts:
+  description: With O(failed), how many page images got each verdict.
+  returned: with O(failed)
+  type: dict
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
@@ -121,12 +198,19 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.korrigo.ops.plugins.module_utils import copy_rules
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
+    jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, read_only_session,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.media import (
+    korrigo_media_argument_spec, media_root_from_params,
+)
+from ansible_collections.korrigo.ops.plugins.module_utils.pdf import (
+    check_files, limits_from_params, pdf_limits_argument_spec, summarize,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
-    Remediation, check_positive_max_changes, check_statement_guards, remediation_result,
+    Remediation, check_max_changes, check_positive_max_changes, check_statement_guards, remediation_result,
     remediation_statement, require_selector, validate_uuids,
 )
 
@@ -162,7 +246,10 @@ WITH {unknown_copies}, candidates AS MATERIALIZED (
        AND (d.status_after <> d.status_before OR d.retries_after <> d.retries_before
             OR d.locked_by_after IS DISTINCT FROM d.locked_by_before)
 ), guard AS (
-    SELECT (SELECT count(*) FROM selected) AS n, (SELECT count(*) FROM unknown) AS unknown_n
+    -- With failed=true the whole work list counts against max_changes, changed here or not.
+    SELECT CASE WHEN %(count_all)s THEN (SELECT count(*) FROM claimed WHERE status_after IS NOT NULL)
+                ELSE (SELECT count(*) FROM selected) END AS n,
+           (SELECT count(*) FROM unknown) AS unknown_n
 ), changes AS MATERIALIZED (
     SELECT s.*,
            jsonb_build_object('remediation', 'korrigo.ops.copy_status',
@@ -200,6 +287,8 @@ SELECT g.n AS selected, g.unknown_n,
                            ELSE 'already finalizable' END)
             ORDER BY d.anonymous_id), '[]')
           FROM claimed d WHERE d.copy_id NOT IN (SELECT copy_id FROM selected)) AS skipped,
+       (SELECT coalesce(jsonb_agg(d.copy_id::text ORDER BY d.copy_id), '[]')
+          FROM claimed d WHERE d.status_after IS NOT NULL) AS eligible_ids,
        (SELECT count(*) FROM updated) AS updated_rows,
        (SELECT count(*) FROM audit) AS audit_rows
   FROM guard g
@@ -220,39 +309,102 @@ def in_progress_target(rules):
 
 def validate(params):
     copy_ids = validate_uuids(params['copy_ids'])
-    require_selector({'copy_ids': copy_ids}, 'list the copies to make finalizable')
+    require_selector({'copy_ids': copy_ids, 'failed': params['failed']},
+                     'list the copies to make finalizable, or set failed=true for every failing copy')
+    if params['failed'] and copy_ids:
+        raise KorrigoError("failed=true and copy_ids are exclusive: choose one selector")
     check_positive_max_changes(params['max_changes'])
     if params['stale_after_minutes'] < 1:
         raise KorrigoError("stale_after_minutes must be at least 1 (a worker may still be finalizing)")
+    if params['list_limit'] < 0 or params['actions_limit'] < 0:
+        raise KorrigoError("list_limit and actions_limit must not be negative")
     return copy_ids
+
+
+def transition(module, rem, copy_ids, count_all):
+    params = module.params
+    statement_params = {
+        'copy_ids': copy_ids,
+        'reset_retries': params['reset_retries'],
+        'stale_after': params['stale_after_minutes'],
+        'in_progress_target': in_progress_target(rem.rules),
+        'claim': params['claim_for_remediation_user'] and rem.rules['lock_workflow'],
+        'count_all': count_all,
+        'max_changes': params['max_changes'],
+        'actions_limit': params['actions_limit'],
+        'audit_action': 'korrigo_ops.copy_status.make_finalizable',
+    }
+    row = rem.fetchone(transition_statement(), rem.trail_params(**statement_params))
+    check_statement_guards(row, params['max_changes'])
+    return row
 
 
 def make_finalizable(module):
     params = module.params
     copy_ids = validate(params)
+    if params['failed']:
+        return repair_failing(module)
     with Remediation(params, 'copy_status', module.check_mode, tables=('exams_copy',)) as rem:
-        statement_params = {
-            'copy_ids': copy_ids,
-            'reset_retries': params['reset_retries'],
-            'stale_after': params['stale_after_minutes'],
-            'in_progress_target': in_progress_target(rem.rules),
-            'claim': params['claim_for_remediation_user'] and rem.rules['lock_workflow'],
-            'max_changes': params['max_changes'],
-            'actions_limit': params['actions_limit'],
-            'audit_action': 'korrigo_ops.copy_status.make_finalizable',
-        }
-        row = rem.fetchone(transition_statement(), rem.trail_params(**statement_params))
-        check_statement_guards(row, params['max_changes'])
+        row = transition(module, rem, copy_ids, count_all=False)
     return remediation_result(module, row['updated_rows'], row['actions'], rem.rules['name'], 'copies', 'copy_id',
                               skipped=jsonable(row['skipped']), audit_rows=row['audit_rows'],
                               finalize_accepts=rem.rules['finalize_accepts'])
 
 
+def select_failing(params):
+    """Every failing copy by copy_rules' predicate, in one short read-only transaction (nothing locked)."""
+    with read_only_session(params, 'korrigo.ops:copy_status', 'reading the failing copies failed',
+                           tables=('exams_copy',)) as (cursor, rules):
+        cursor.execute(copy_rules.failing_copies_sql(),
+                       {'only_copy_ids': None, 'stale_after': params['stale_after_minutes']})
+        return jsonable(cursor.fetchall()), rules
+
+
+def repair_failing(module):
+    """failed=true: the whole work list, its page images checked outside any transaction, then one statement."""
+    params = module.params
+    limits = limits_from_params(params)
+    root = media_root_from_params(params)
+    copies, rules = select_failing(params)
+    paths = sorted(set(path for copy in copies for path in copy.get('pages_images') or []))
+    files = check_files(root, paths, limits, parallel=params['parallel'], kind='image', batched=True)
+    decision = copy_rules.repair_decision(copies, dict(zip(paths, files)))
+    needs_human = decision['bad_pages'] + [c for c in decision['still_running'] if c['pages_verdict'] == 'ok']
+    needs_human.sort(key=lambda c: c.get('anonymous_id') or '')
+    extra = {
+        'failing_total': len(copies),
+        'needs_human': needs_human[:params['list_limit']],
+        'needs_human_total': len(needs_human),
+        'page_verdicts': summarize(files),
+        'media_root': root,
+    }
+    wanted = decision['refinalize_copy_ids']
+    if not wanted:
+        return remediation_result(module, 0, [], rules['name'], 'copies', 'copy_id', audit_rows=0,
+                                  finalize_accepts=rules['finalize_accepts'], repairable_copy_ids=[],
+                                  out_of_bounds_copy_ids=[], worker_died_copy_ids=[], **extra)
+    # The whole work list against max_changes before anything is written (the statement checks it again).
+    check_max_changes(len(wanted), params['max_changes'])
+    with Remediation(params, 'copy_status', module.check_mode, tables=('exams_copy',)) as rem:
+        row = transition(module, rem, validate_uuids(wanted), count_all=True)
+    eligible = set(row['eligible_ids'])
+    return remediation_result(
+        module, row['updated_rows'], row['actions'], rem.rules['name'], 'copies', 'copy_id',
+        audit_rows=row['audit_rows'], finalize_accepts=rem.rules['finalize_accepts'],
+        repairable_copy_ids=sorted(eligible),
+        out_of_bounds_copy_ids=sorted(c for c in decision['out_of_bounds_copy_ids'] if c in eligible),
+        worker_died_copy_ids=sorted(c for c in decision['worker_died_copy_ids'] if c in eligible), **extra)
+
+
 def main():
     argument_spec = korrigo_common_argument_spec()
     argument_spec.update(korrigo_guard_argument_spec())
+    argument_spec.update(korrigo_media_argument_spec())
+    argument_spec.update(pdf_limits_argument_spec())
     argument_spec.update(
-        copy_ids=dict(type='list', elements='str', required=True),
+        copy_ids=dict(type='list', elements='str', default=[]),
+        failed=dict(type='bool', default=False),
+        list_limit=dict(type='int', default=200),
         reset_retries=dict(type='bool', default=False),
         claim_for_remediation_user=dict(type='bool', default=False),
         stale_after_minutes=dict(type='int', default=30),

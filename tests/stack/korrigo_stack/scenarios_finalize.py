@@ -17,6 +17,8 @@ Groups (returned as ``<group>_copy_ids``):
   get_or_create's MultipleObjectsReturned (an imported copy: pdf_source and IMPORT present);
 * ``worker_died``: stuck in GRADING_IN_PROGRESS for two hours;
 * ``unknown``: failed three times with an error nobody recognises (retries exhausted);
+* ``bulk`` (only with ``count``): ``count`` more repairable batch copies (GRADING_FAILED once on a timeout, two
+  page images each, one tiny PNG written to every path): a large incident (``count=2500``);
 * controls: ``graded`` (done), ``failed_once`` (one transient timeout), ``border`` (annotations exactly on
   the page border, valid), ``merged`` (READY, two booklets, never finalized), ``ready_oob`` (READY, not yet
   finalized, one annotation out of bounds: its first finalize would fail).
@@ -59,11 +61,32 @@ def write_source_pdf(path, title, pages=2):
     doc.close()
 
 
+def write_tiny_pages(cur, media, copy_ids):
+    """The page images of many copies, fast: one small PNG made once, written to every path their booklets name."""
+    png = common.page_png("bulk", width=24, height=34)
+    cur.execute("SELECT DISTINCT p.path FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id"
+                " CROSS JOIN LATERAL jsonb_array_elements_text(b.pages_images) AS p(path)"
+                " WHERE cb.copy_id = ANY(%s::uuid[])", (list(copy_ids),))
+    made = set()
+    for (rel,) in cur.fetchall():
+        path = os.path.join(media, rel)
+        folder = os.path.dirname(path)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        with open(path, "wb") as out:
+            out.write(png)
+
+
 @scenario("finalization", "failed finalizations, one group per root cause, plus GRADED/failed-once/border controls")
 def build_finalization(ctx, count):
     exam = ctx.create_exam(1, name="Bac blanc de SVT (finalization)")
-    sizes = dict((group, 1) for group in GROUPS)
+    groups = GROUPS + (("bulk",) if count else ())
+    sizes = dict((group, 1) for group in groups)
     sizes["out_of_bounds"] = 2
+    sizes["bulk"] = count or 0
+    errors = dict(ERRORS, bulk=ERRORS["failed_once"])
+    failures_by_group = dict(FAILURES, bulk=1) if count else FAILURES
     history = dict(
         importer_id="%(admin)s", imported_at="now() - interval '3 days' - g.i * interval '7 minutes'",
         validator_id="%(admin)s", validated_at="now() - interval '3 days' + interval '30 minutes'",
@@ -72,7 +95,7 @@ def build_finalization(ctx, count):
         grader_id="%(martin)s", ann_at="now() - interval '1 day'",
         ann1_delta="5 + g.i", ann2_delta="-1",
     )
-    for group in GROUPS:
+    for group in groups:
         ctx.load_ids(group, sizes[group])
         exprs = dict(history, origin="'%s'" % ORIGIN.get(group, "batch"), pages="2")
         if group == "graded":
@@ -82,15 +105,15 @@ def build_finalization(ctx, count):
         elif group in ("merged", "ready_oob"):
             exprs.update(status="'READY'", retries="0")
         else:
-            exprs.update(status="'GRADING_FAILED'", retries=str(FAILURES[group]),
+            exprs.update(status="'GRADING_FAILED'", retries=str(failures_by_group[group]),
                          error_message="replace(%(error)s, '{id}', s.copy::text)")
-        ctx.plan(group, sizes[group], params={"error": ERRORS.get(group, "")}, **exprs)
-    ids = dict((group, ctx.plan_copy_ids(group)) for group in GROUPS)
+        ctx.plan(group, sizes[group], params={"error": errors.get(group, "")}, **exprs)
+    ids = dict((group, ctx.plan_copy_ids(group)) for group in groups)
     counts = ctx.materialize()
     cur = ctx.cur
 
     # Korrigo's failure trail: one FINALIZE event per failed attempt, by the teacher who clicked.
-    for group, failures in FAILURES.items():
+    for group, failures in failures_by_group.items():
         cur.execute(
             "INSERT INTO grading_gradingevent (id, action, \"timestamp\", metadata, actor_id, copy_id)"
             " SELECT gen_random_uuid(), 'FINALIZE', now() - interval '6 hours' + k * interval '10 minutes',"
@@ -118,6 +141,8 @@ def build_finalization(ctx, count):
                 write_source_pdf(os.path.join(media, "copies", "final", "copy_%s_corrected.pdf" % copy_id),
                                  "Copie corrigee %s" % copy_id[:8])
     pages = common.write_page_images(cur, media, [c for group in GROUPS for c in ids[group]])
+    if count:
+        write_tiny_pages(cur, media, ids["bulk"])
     for copy_id in ids["missing_pages"]:
         for rel in pages.get(copy_id, []):
             os.remove(os.path.join(media, rel))
@@ -125,5 +150,6 @@ def build_finalization(ctx, count):
         with open(os.path.join(media, pages[copy_id][0]), "wb") as out:
             out.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     result = dict(("%s_copy_ids" % group, ids[group]) for group in GROUPS)
+    result["bulk_copy_ids"] = ids.get("bulk", [])
     result.update(exam_id=exam, counts=counts, media_root=media, page_images=pages)
     return json.loads(json.dumps(result))

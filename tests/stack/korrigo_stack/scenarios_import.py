@@ -152,6 +152,8 @@ def build_import_stuck(ctx, count):
     STAGING copy WITH pages (normal). MEDIA_ROOT also gets a temp upload older than 24 h, a fresh one, and an
     orphaned page directory of a copy that does not exist."""
     n_valid = count or 2
+    # A large incident (``count`` above 10) gets 1-page PDFs, made once, to keep seeding and importing quick.
+    valid_pages = 3 if n_valid <= 10 else 1
     head = ctx.version == "head"
     media = media_root()
     exam = ctx.create_exam(1, name="Bac blanc de SVT (import_stuck)")
@@ -167,7 +169,8 @@ def build_import_stuck(ctx, count):
                  imported_at="now() - interval '30 minutes' - g.i * interval '1 minute'",
                  import_filename="'scan_' || %(grp)s || '_' || g.i || '.pdf'")
     # valid copy 2 (and every even one) has a booklet whose pages_images is empty; the others none.
-    ctx.plan("valid", n_valid, booklet_id="CASE WHEN g.i %% 2 = 0 THEN s.booklet END", pages="3", **stuck)
+    ctx.plan("valid", n_valid, booklet_id="CASE WHEN g.i %% 2 = 0 THEN s.booklet END", pages=str(valid_pages),
+             **stuck)
     for group in ("corrupted", "encrypted", "missing"):
         ctx.plan(group, 1, booklet_id="NULL::uuid", pages="2", **stuck)
     ctx.plan("awaiting", 1, origin="'import'", status="'STAGING'", importer_id="%(admin)s", pages="3",
@@ -193,7 +196,8 @@ def build_import_stuck(ctx, count):
     common.write_page_images(ctx.cur, media, ids["batch"])
 
     files = {}
-    makers = {"valid": lambda: valid_pdf(3), "corrupted": corrupted_pdf, "encrypted": encrypted_pdf,
+    valid_bytes = valid_pdf(valid_pages)
+    makers = {"valid": lambda: valid_bytes, "corrupted": corrupted_pdf, "encrypted": encrypted_pdf,
               "awaiting": lambda: valid_pdf(3), "individual": lambda: valid_pdf(2),
               "individual_corrupted": corrupted_pdf, "individual_fresh": lambda: valid_pdf(2)}
     ctx.cur.execute("SELECT id::text, pdf_source FROM exams_copy WHERE id = ANY(%s::uuid[])",

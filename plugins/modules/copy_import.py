@@ -177,6 +177,7 @@ msg:
 
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -450,14 +451,23 @@ def check_candidates(candidates, root, limits, parallel):
     return items
 
 
+DISK_FULL = re.compile(r'No space left on device|ENOSPC|Errno 28|Disk quota exceeded|EDQUOT', re.IGNORECASE)
+
+
 def render(items, pages, limits, parallel):
     """Rasterize the PDF of every ``ok`` item into its scratch directory, side by side; an item whose rendering
     fails gets that verdict instead."""
     todo = [item for item in items if item['verdict'] == 'ok']
     jobs = [(item['realpath'], pages.scratch_dir(item['copy_id']), item['copy_id']) for item in todo]
     for item, rendered in zip(todo, rasterize_many(jobs, limits, parallel=parallel)):
+        detail = rendered.get('detail') or ''
+        if rendered['verdict'] != 'ok' and DISK_FULL.search(detail):
+            # The PDF is fine: the media filesystem is not. Flagging the copy for re-upload would be wrong.
+            raise KorrigoError("the media filesystem under %s is full while writing the page images of copy %s (%s): "
+                               "nothing was changed (no booklet, no page file kept); free space and run again"
+                               % (pages.root, item['copy_id'], detail))
         if rendered['verdict'] != 'ok':
-            item.update(verdict=rendered['verdict'], detail='rasterization: %s' % rendered.get('detail', ''))
+            item.update(verdict=rendered['verdict'], detail='rasterization: %s' % detail)
         elif rendered['pages_images'] != page_paths(item['copy_id'], rendered['pages']):
             raise KorrigoError("rasterization of %s produced unexpected files" % item['copy_id'])
         else:

@@ -148,9 +148,6 @@ def tree(root):
     return found
 
 
-# copy_import.py is being reworked by another change (render outside the transaction); the fix belongs there.
-@pytest.mark.xfail(strict=True, reason='copy_import reads ENOSPC while rendering as a corrupted PDF: it flags a valid '
-                                       'copy for re-upload (audit row written) instead of failing')
 def test_disk_full_while_writing_pages_leaves_no_half_written_booklet(korrigo, tmp_path, monkeypatch, full_disk):
     """Matrix: disk full while copy_import writes page images (256 KiB tmpfs MEDIA_ROOT, valid 12-page PDF) | the
     import fails naming the disk, no booklet or page row is written, no partial page file is left behind; with

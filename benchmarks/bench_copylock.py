@@ -1,7 +1,9 @@
 """What releasing N expired locks costs through copylock, against the bare SQL doing the same work.
 
 Usage: python benchmarks/bench_copylock.py [--count 100000] [--repeat 3]
-(PYTHONPATH must hold .cache/collections and tests/stack; `make bench` sets it.)
+(PYTHONPATH must hold .cache/collections and tests/stack; `make bench` sets it.) Runs in a database of its own
+(korrigo_bench_copylock, created here): the stack's `korrigo` database is never reset. bench_locks.py (part of
+`make bench`) measures the same and the whole playbook at 1k/10k/100k; this script is the module-level view.
 
 Each measurement starts from a freshly seeded database and includes the commit (where Korrigo's deferred
 foreign keys are checked):
@@ -24,10 +26,13 @@ import time
 import psycopg2
 
 from ansible_collections.korrigo.ops.plugins.modules import copylock
+from korrigo_stack import migrate
 from korrigo_stack import seed as stack_seed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo')
+ADMIN_DSN = os.environ.get('KORRIGO_DSN', 'postgresql://korrigo:stack-secret@127.0.0.1:55432/korrigo')
+DB = 'korrigo_bench_copylock'
+DSN = ADMIN_DSN.rsplit('/', 1)[0] + '/' + DB
 BARE_SQL = """
 WITH released AS (DELETE FROM grading_copylock WHERE expires_at < now() RETURNING copy_id)
 UPDATE exams_copy c SET status = 'READY', locked_at = NULL, locked_by_id = NULL
@@ -81,7 +86,7 @@ def time_module(count, check_mode=False):
     fresh(count).close()
     args = {'ANSIBLE_MODULE_ARGS': {
         'login_host': '127.0.0.1', 'login_port': 55432, 'login_user': 'korrigo', 'login_password': 'stack-secret',
-        'login_db': 'korrigo', 'expired': True, 'max_changes': count + 10, '_ansible_check_mode': check_mode}}
+        'login_db': DB, 'expired': True, 'max_changes': count + 10, '_ansible_check_mode': check_mode}}
     with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as out:
         json.dump(args, out)
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, '.cache', 'collections'))
@@ -101,6 +106,7 @@ def main():
     parser.add_argument('--count', type=int, default=100000)
     parser.add_argument('--repeat', type=int, default=3)
     opts = parser.parse_args()
+    migrate.create_database(ADMIN_DSN, DB, 'head')
     runs = {
         'statement_seconds': [time_statement(opts.count) for _run in range(opts.repeat)],
         'module_seconds': [time_module(opts.count) for _run in range(opts.repeat)],

@@ -117,6 +117,8 @@ SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', '
 
 COPIES_SQL = "SELECT status, count(*) AS n FROM exams_copy GROUP BY status"
 
+# duplicate_successes: copies with two successful FINALIZE events, counted from the events (one scan: Korrigo has no
+# index on action; every event's copy exists, its foreign key says so) rather than one lookup per copy.
 # The stuck-import and failed-finalization rules have one home, module_utils/copy_rules (copy_import and
 # copy_dossier use the same CTEs); these statements only count and list what they select.
 STUCK_IMPORTS_SQL = """
@@ -132,7 +134,10 @@ SELECT (SELECT count(*) FROM staging) AS staging_total,
           FROM (SELECT * FROM stuck ORDER BY imported_at NULLS FIRST, anonymous_id LIMIT %(limit)s) x) AS stuck
 """
 
+# work_mem for this read-only transaction only: the per-copy count of successful FINALIZE events (~1 per graded
+# copy) fits in memory instead of spilling to disk in 40 batches (3 s -> 1 s on 1M copies, 2 cores).
 FINALIZATIONS_SQL = """
+SET LOCAL work_mem = '64MB';
 WITH @FINALIZATIONS_CTES@
 SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_total,
        (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED' AND grading_retries >= 3) AS retries_exhausted,
@@ -140,10 +145,9 @@ SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_
        (SELECT count(*) FROM decided WHERE stale) AS in_progress_stale,
        (SELECT coalesce(jsonb_object_agg(cause, n), '{}')
           FROM (SELECT cause, count(*) AS n FROM decided GROUP BY cause) by_cause) AS by_cause,
-       (SELECT count(*) FROM exams_copy c
-         WHERE (SELECT count(*) FROM grading_gradingevent e
-                 WHERE e.copy_id = c.id AND e.action = 'FINALIZE'
-                   AND e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) >= 2) AS duplicate_successes,
+       (SELECT count(*) FROM (SELECT e.copy_id FROM grading_gradingevent e
+                               WHERE e.action = 'FINALIZE' AND e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb
+                               GROUP BY e.copy_id HAVING count(*) >= 2) d) AS duplicate_successes,
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
           FROM (SELECT * FROM decided ORDER BY anonymous_id LIMIT %(limit)s) x) AS copies
 """
@@ -155,6 +159,7 @@ def statement(template, rules):
             .replace('@FINALIZATIONS_CTES@', finalizations_ctes()))
 
 
+# Each lock's copy by its primary key (OFFSET 0 keeps the lookup per lock: a hash join would read every copy).
 LOCKS_SQL = """
 WITH locks AS (
     SELECT l.copy_id, c.anonymous_id, c.status AS copy_status, u.username AS owner, l.locked_at, l.expires_at,
@@ -162,7 +167,7 @@ WITH locks AS (
            extract(epoch FROM now() - l.expires_at)::float8 AS expired_since_seconds,
            extract(epoch FROM now() - l.locked_at)::float8 AS age_seconds
       FROM grading_copylock l
-      JOIN exams_copy c ON c.id = l.copy_id
+     CROSS JOIN LATERAL (SELECT x.anonymous_id, x.status FROM exams_copy x WHERE x.id = l.copy_id OFFSET 0) c
       JOIN auth_user u ON u.id = l.owner_id
 ), orphans AS (
     SELECT c.id AS copy_id, c.anonymous_id, c.locked_at, l.expires_at,

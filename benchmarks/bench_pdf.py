@@ -101,8 +101,8 @@ def bare(fn, paths, workers):
 def pdf_check(pdfs, images, workers):
     total = 0.0
     for kind, paths in (('pdf', pdfs), ('image', images)):
-        seconds, result = common.run_module('pdf_check', {'media_root': MEDIA, 'paths': paths, 'kind': kind,
-                                                         'parallel': workers}, None)
+        args = {'media_root': MEDIA, 'paths': paths, 'kind': kind, 'parallel': workers}
+        seconds, result = common.run_module('pdf_check', args, None)
         if result['summary'].get('ok') != len(paths):
             raise SystemExit('pdf_check: not every file ok: %s' % result['summary'])
         total += seconds

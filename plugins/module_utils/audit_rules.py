@@ -13,7 +13,7 @@ import json
 
 from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import ONLY_COPIES
 from ansible_collections.korrigo.ops.plugins.module_utils.creation import (
-    CREATION_PATH_SQL, expectation_params, expectation_rules,
+    creation_path_sql, expectation_params, expectation_rules,
 )
 
 ONLY_EVENTS = "(%(only_copy_ids)s::uuid[] IS NULL OR x.copy_id = ANY(%(only_copy_ids)s::uuid[]))"
@@ -60,9 +60,8 @@ grp AS MATERIALIZED (
      WHERE g.action IN ('IMPORT', 'VALIDATE', 'LOCK', 'FINALIZE')
      GROUP BY g.copy_id
 ), ev AS MATERIALIZED (
-    SELECT c.id AS copy_id, c.anonymous_id, c.status, """ + CREATION_PATH_SQL.replace(
-        "EXISTS (SELECT 1 FROM grading_gradingevent ie WHERE ie.copy_id = c.id AND ie.action = 'IMPORT')",
-        "coalesce(k.imports, 0) > 0") + """ AS creation_path,
+    SELECT c.id AS copy_id, c.anonymous_id, c.status,
+           """ + creation_path_sql('coalesce(k.imports, 0) > 0') + """ AS creation_path,
            coalesce(k.imports, 0)::bigint AS imports, coalesce(k.validates, 0)::bigint AS validates,
            coalesce(k.locks, 0)::bigint AS locks, coalesce(k.finalize_ok, 0)::bigint AS finalize_ok,
            coalesce(k.finalize_failed, 0)::bigint AS finalize_failed

@@ -29,14 +29,24 @@ CREATION_PATHS = ('batch', 'individual', 'import', 'merge')
 IMPORT_PREFIX = 'copies/source/'
 INDIVIDUAL_PREFIX = 'exams/individual/'
 
-# SQL over an exams_copy row aliased ``c``; constant text, no input in it.
-CREATION_PATH_SQL = """(CASE
+# SQL over an exams_copy row aliased ``c``; constant text, no input in it. ``has_import`` is how the statement knows
+# whether the copy has an IMPORT event (a statement that already counted events per copy passes its count).
+IMPORT_EXISTS_SQL = "EXISTS (SELECT 1 FROM grading_gradingevent ie WHERE ie.copy_id = c.id AND ie.action = 'IMPORT')"
+
+
+def creation_path_sql(has_import=IMPORT_EXISTS_SQL):
+    """The creation-path rule as an SQL CASE over ``c``."""
+    return """(CASE
     WHEN c.pdf_source LIKE 'copies/source/%%'
-         OR EXISTS (SELECT 1 FROM grading_gradingevent ie WHERE ie.copy_id = c.id AND ie.action = 'IMPORT')
+         OR """ + has_import + """
         THEN 'import'
     WHEN c.pdf_source LIKE 'exams/individual/%%' THEN 'individual'
     WHEN c.status <> 'STAGING' AND c.validated_at IS NULL THEN 'merge'
     ELSE 'batch' END)"""
+
+
+CREATION_PATH_SQL = creation_path_sql()
+
 
 # When a copy was uploaded or imported: its IMPORT event, else (HEAD's individual upload) its exams_exampdf row,
 # which has no key to the copy but the same file (pdf_file = pdf_source) in the same exam. NULL for batch copies.

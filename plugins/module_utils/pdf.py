@@ -387,7 +387,7 @@ def run_jobs(jobs, limits, parallel=4, python=None):
 
     count = max(1, min(parallel, len(jobs)))
     with ThreadPoolExecutor(max_workers=count) as pool:
-        futures = [pool.submit(worker) for _ in range(count)]
+        futures = [pool.submit(worker) for _slot in range(count)]
         for future in futures:
             future.result()
     return results

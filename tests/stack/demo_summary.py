@@ -22,7 +22,14 @@ def shorten(text, width):
 
 def load(report_dir):
     reports = []
-    for path in sorted(glob.glob(os.path.join(report_dir, '*.json'))):
+    # One report per scenario and host: its -latest.json (every run also keeps a time-stamped copy, and the older
+    # <scenario>-<host>.json name); fleet summaries are not scenario reports.
+    paths = sorted(p for p in glob.glob(os.path.join(report_dir, '*-latest.json'))
+                   if not os.path.basename(p).startswith('fleet-'))
+    if not paths:
+        paths = sorted(p for p in glob.glob(os.path.join(report_dir, '*.json'))
+                       if not os.path.basename(p).startswith('fleet-'))
+    for path in paths:
         try:
             with open(path) as handle:
                 data = json.load(handle)
@@ -33,6 +40,8 @@ def load(report_dir):
         data.setdefault('scenario', os.path.basename(path)[:-len('.json')])
         data['_file'] = os.path.basename(path)
         stem = data['_file'][:-len('.json')]
+        if stem.endswith('-latest'):
+            stem = stem[:-len('-latest')]
         data['_host'] = stem[len(data['scenario']) + 1:] if stem.startswith(data['scenario'] + '-') else ''
         reports.append(data)
     if len(set(r['_host'] for r in reports)) > 1:  # several inventory hosts: name each line's host

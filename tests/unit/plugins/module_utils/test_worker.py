@@ -14,7 +14,7 @@ CELERY_CMD = ['celery', '-A', 'korrigo_stack.worker', 'worker', '-l', 'info', '-
     ('redis://:secret@127.0.0.1:56379/0', 'redis://127.0.0.1:56379/0?socket_timeout=3'),
     ('redis://user:pw@Redis.Example.org/0', 'redis://redis.example.org:6379'),
     ('redis://127.0.0.1:56379?db=2', 'redis://127.0.0.1:56379/2'),
-    ('redis://10.0.0.9:6379/0;redis://127.0.0.1:56379/0', OURS),  # failover list: one of them
+    ('redis://198.51.100.9:6379/0;redis://127.0.0.1:56379/0', OURS),  # failover list: one of them
     ('unix:///run/redis.sock?db=1', 'redis+socket:///run/redis.sock?db=1'),
 ])
 def test_same_broker(left, right):
@@ -35,8 +35,8 @@ def test_different_brokers(left, right):
 
 
 def test_redacted_url_has_no_credentials_and_is_not_the_url_itself():
-    shown = worker.redact_url('redis://:s3cret@10.0.0.5:6380/2')
-    assert shown == 'redis://10.0.0.5:6380 db 2' and 's3cret' not in shown
+    shown = worker.redact_url('redis://:s3cret@198.51.100.5:6380/2')
+    assert shown == 'redis://198.51.100.5:6380 db 2' and 's3cret' not in shown
     assert 'redis://127.0.0.1:56379/0' not in worker.redact_url(OURS)  # would be masked by no_log
 
 
@@ -233,9 +233,9 @@ def test_systemd_reads_environment_and_exec_start(tmp_path):
 
 def test_systemd_environment_file_overrides_and_can_refuse(tmp_path):
     envfile = tmp_path / 'korrigo.env'
-    envfile.write_text('# korrigo\nexport CELERY_BROKER_URL="redis://10.1.2.3:6379/0"\n')
+    envfile.write_text('# korrigo\nexport CELERY_BROKER_URL="redis://198.51.100.3:6379/0"\n')
     unit, run = systemd(SHOW % envfile)
-    with pytest.raises(worker.NotOurWorker, match='redis://10.1.2.3:6379 db 0'):
+    with pytest.raises(worker.NotOurWorker, match='redis://198.51.100.3:6379 db 0'):
         unit.confirm(OURS, answering=['korrigo@web1'])
     assert not any(command[1] in ('start', 'restart') for command in run.commands)
 

@@ -45,35 +45,10 @@ def metric_names(expr):
 
 
 def exported_names():
-    """Every sample name the stand-in backend's /metrics serves, one observation of each metric recorded."""
-    from prometheus_client import generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
+    """Every sample name the stand-in backend's /metrics serves."""
+    from korrigo_stack import backend
 
-    from korrigo_stack import backend, common
-
-    class Store:
-        def read(self):
-            out = {}
-            for name, (kind, _help, labels, buckets) in common.SHARED_METRICS.items():
-                key = json.dumps(dict((label, 'x') for label in labels), sort_keys=True)
-                if kind == 'counter':
-                    out[name] = {key: 1.0}
-                else:
-                    le = dict((common._fmt_le(b), 1.0) for b in tuple(buckets) + (float('inf'),))
-                    out[name] = {key: {'buckets': le, 'sum': 1.0, 'count': 1.0}}
-            return out
-
-    class Db:
-        def query(self, sql, params=None):
-            return [('STAGING', 1)]
-
-    registry, requests_total, duration = backend.build_registry(Db(), Store())
-    requests_total.labels(method='GET', path='/api/copies/', status='200').inc()
-    duration.labels(method='GET', path='/api/copies/').observe(0.1)
-    names = set()
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
-        names.update(sample.name for sample in family.samples)
-    return names
+    return backend.exported_sample_names()
 
 
 def exprs(dashboard):

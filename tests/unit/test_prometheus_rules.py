@@ -2,7 +2,6 @@
 tests, carry the labels and annotations the rulebook and the on-call need, use only metrics the stack exports, and
 every alert has its rule in extensions/eda/rulebooks/korrigo_alerts.yml running the annotated remediation."""
 import glob
-import json
 import os
 import re
 import shutil
@@ -50,43 +49,11 @@ def metric_names(expr):
     return names
 
 
-class _Store:
-    """One sample of every worker metric, as korrigo_stack.common.MetricStore.read() returns them."""
-
-    def read(self):
-        from korrigo_stack import common
-
-        out = {}
-        for name, (kind, _help, labels, buckets) in common.SHARED_METRICS.items():
-            key = json.dumps(dict((label, 'x') for label in labels), sort_keys=True)
-            if kind == 'counter':
-                out[name] = {key: 1.0}
-            else:
-                le = dict((common._fmt_le(b), 1.0) for b in tuple(buckets) + (float('inf'),))
-                out[name] = {key: {'buckets': le, 'sum': 1.0, 'count': 1.0}}
-        return out
-
-
-class _Db:
-    def query(self, sql, params=None):
-        return [('STAGING', 1)]
-
-
 def exported_names():
-    """Every sample name the stand-in backend's /metrics serves (korrigo_stack.backend.build_registry with one
-    observation of each metric), plus Prometheus' own `up`."""
-    from prometheus_client import generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
-
+    """Every sample name the stand-in backend's /metrics serves, plus Prometheus' own `up`."""
     from korrigo_stack import backend
 
-    registry, requests_total, duration = backend.build_registry(_Db(), _Store())
-    requests_total.labels(method='GET', path='/api/copies/', status='200').inc()
-    duration.labels(method='GET', path='/api/copies/').observe(0.1)
-    names = {'up'}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
-        names.update(sample.name for sample in family.samples)
-    return names
+    return backend.exported_sample_names() | {'up'}
 
 
 def test_metric_name_extraction():

@@ -413,3 +413,35 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def exported_sample_names():
+    """Every sample name this backend's /metrics serves: build_registry with one observation of each metric (the
+    worker's shared metrics and the request histogram). Tests of the alert rules and the dashboard check their
+    PromQL against it."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    class OneOfEach:
+        def read(self):
+            out = {}
+            for name, (kind, _help, labels, buckets) in common.SHARED_METRICS.items():
+                key = json.dumps(dict((label, 'x') for label in labels), sort_keys=True)
+                if kind == 'counter':
+                    out[name] = {key: 1.0}
+                else:
+                    le = dict((common._fmt_le(b), 1.0) for b in tuple(buckets) + (float('inf'),))
+                    out[name] = {key: {'buckets': le, 'sum': 1.0, 'count': 1.0}}
+            return out
+
+    class OneStatus:
+        def query(self, sql, params=None):
+            return [('STAGING', 1)]
+
+    registry, requests_total, duration = build_registry(OneStatus(), OneOfEach())
+    requests_total.labels(method='GET', path='/api/copies/', status='200').inc()
+    duration.labels(method='GET', path='/api/copies/').observe(0.1)
+    names = set()
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        names.update(sample.name for sample in family.samples)
+    return names

@@ -81,6 +81,22 @@ def korrigo_head(databases):
     conn.close()
 
 
+@pytest.fixture
+def stack_head_db(stack):
+    """The stack's own HEAD database `korrigo`, emptied: the one its worker and backend serve (whatever
+    KORRIGO_TEST_DB_SUFFIX says), for tests that need the worker to finalize or import. Seeded copy ids are the same
+    in every run, so the broker's "already queued" markers of earlier tests are cleared too."""
+    import redis
+    broker = redis.Redis.from_url('redis://127.0.0.1:56379/0')
+    for key in broker.scan_iter('korrigo_ops:queued:*'):
+        broker.delete(key)
+    conn = psycopg2.connect(DSN, cursor_factory=psycopg2.extras.RealDictCursor)
+    conn.autocommit = True
+    stack_seed.reset(conn)
+    yield KorrigoDB(conn, 'head', 'korrigo')
+    conn.close()
+
+
 class KorrigoDB(object):
     def __init__(self, conn, version, name):
         self.conn = conn

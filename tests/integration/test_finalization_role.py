@@ -6,12 +6,9 @@ import json
 import os
 import subprocess
 
-import psycopg2
-import psycopg2.extras
 import pytest
 
-from conftest import DSN, ROOT, KorrigoDB
-from korrigo_stack import seed as stack_seed
+from conftest import ROOT
 
 
 def playbook(tmp_path, *extra):
@@ -26,19 +23,9 @@ def playbook(tmp_path, *extra):
         return json.load(handle), proc.stdout
 
 
-@pytest.fixture
-def head_db(stack):
-    """The stack's own HEAD database: the one its worker finalizes in (whatever KORRIGO_TEST_DB_SUFFIX says)."""
-    import redis
-    # Seeded copy ids are the same in every run: markers of tasks other tests queued for them would look pending.
-    broker = redis.Redis.from_url('redis://127.0.0.1:56379/0')
-    for key in broker.scan_iter('korrigo_ops:queued:*'):
-        broker.delete(key)
-    conn = psycopg2.connect(DSN, cursor_factory=psycopg2.extras.RealDictCursor)
-    conn.autocommit = True
-    stack_seed.reset(conn)
-    yield KorrigoDB(conn, 'head', 'korrigo')
-    conn.close()
+@pytest.fixture(name='head_db')
+def head_db_fixture(stack_head_db):
+    return stack_head_db
 
 
 def rows(db, statement, params=None):

@@ -13,14 +13,11 @@ import subprocess
 import time
 import uuid
 
-import psycopg2
-import psycopg2.extras
 import pytest
 import redis
 
-from conftest import DSN, ROOT, KorrigoDB
+from conftest import ROOT
 from korrigo_stack import scenarios_import as pdfs
-from korrigo_stack import seed as stack_seed
 
 BROKER = 'redis://127.0.0.1:56379/0'
 FINALIZE = 'grading.tasks.async_finalize_copy'
@@ -239,13 +236,9 @@ def test_a_second_run_is_skipped_while_the_first_renders(korrigo_head):
 # Role level: the stack's worker finalizes in the plain `korrigo` database.
 # --------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def head_db(stack):
-    conn = psycopg2.connect(DSN, cursor_factory=psycopg2.extras.RealDictCursor)
-    conn.autocommit = True
-    stack_seed.reset(conn)
-    yield KorrigoDB(conn, 'head', 'korrigo')
-    conn.close()
+@pytest.fixture(name='head_db')
+def head_db_fixture(stack_head_db):
+    return stack_head_db
 
 
 def playbook(tmp_path, *extra):

@@ -19,6 +19,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible.module_utils.six.moves.collections_abc import Mapping
 
+from ansible_collections.korrigo.ops.plugins.module_utils.severity import worst
+
 SECTIONS = (('found', 'Found'), ('done', 'Done'), ('needs_human', 'Needs a human'))
 
 
@@ -63,7 +65,6 @@ def describe_action(action):
 DOCUMENT_SCHEMA = 'korrigo.ops/report/v1'
 SEVERITY_COLORS = {'P0': ('#7f1d1d', '#ffffff'), 'P1': ('#b91c1c', '#ffffff'), 'P2': ('#c2410c', '#ffffff'),
                    'P3': ('#a16207', '#ffffff'), 'none': ('#15803d', '#ffffff')}
-SEVERITY_ORDER = ('P0', 'P1', 'P2', 'P3', 'none')
 # details keys holding what a run changed, and those holding copies left for a person.
 ACTION_KEYS = ('actions', 'notes', 'queued')
 HUMAN_COPY_KEYS = ('flagged', 'gaps')
@@ -427,8 +428,7 @@ def _get(mapping, key, default=None):
 
 
 def _worst(severities):
-    ranked = [s for s in SEVERITY_ORDER if s in severities]
-    return ranked[0] if ranked else ('none' if severities else 'n/a')
+    return worst(severities) or ('none' if severities else 'n/a')
 
 
 def fleet_summary(hosts, scenario='all', generated=None):

@@ -49,6 +49,12 @@ SCENARIOS = ('triage',) + tuple(role for role, _playbook in PLAYBOOKS)
 SKIPPED = 'skipped: another run in progress'
 
 
+def worst(severities):
+    """The most severe of ``severities`` in SEVERITIES order (P0 first); None when none of them is a severity."""
+    ranked = [s for s in SEVERITIES if s in set(severities or ())]
+    return ranked[0] if ranked else None
+
+
 def role_name(role):
     """The installed name of a role of this collection."""
     return 'korrigo.ops.%s' % role

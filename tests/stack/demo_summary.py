@@ -11,8 +11,14 @@ import json
 import os
 import sys
 
+# The severity order has one home, the collection's (make puts .cache/collections on PYTHONPATH).
+from ansible_collections.korrigo.ops.plugins.module_utils.severity import SEVERITIES, worst
+
 WIDTH = 110
-SEVERITY_RANK = {'P0': 0, 'P1': 1, 'P2': 2, 'P3': 3}
+
+
+def rank(severity):
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
 def shorten(text, width):
@@ -48,7 +54,7 @@ def load(report_dir):
         for report in reports:
             report['scenario'] = '%s@%s' % (report['scenario'], report['_host'] or '?')
     # triage first (it decides the incident's severity), then by severity, then by name
-    reports.sort(key=lambda r: (not r['scenario'].startswith('triage'), SEVERITY_RANK.get(r.get('severity'), 9),
+    reports.sort(key=lambda r: (not r['scenario'].startswith('triage'), rank(r.get('severity')),
                                 r['scenario']))
     return reports
 
@@ -62,9 +68,9 @@ def overall_severity(reports):
     for report in reports:
         if report['scenario'].startswith('triage') and report.get('severity'):
             return report['severity'], 'triage'
-    ranked = [r.get('severity') for r in reports if r.get('severity') in SEVERITY_RANK]
-    if ranked:
-        return min(ranked, key=SEVERITY_RANK.get), 'highest of the reports'
+    highest = worst(r.get('severity') for r in reports)
+    if highest:
+        return highest, 'highest of the reports'
     return 'none', 'no report gives one'
 
 

@@ -163,3 +163,10 @@ def test_scenario_verdict_reports_the_severity_after():
     assert verdict['reasons']['P3'] == ['3 expired locks of 2 users (cleanup handles them)']
     with pytest.raises(ValueError):
         scenario_verdict('nope', before)
+
+
+def test_worst_is_the_one_severity_order():
+    from ansible_collections.korrigo.ops.plugins.module_utils.severity import worst
+    assert worst(['P3', 'none', 'P1', 'P2']) == 'P1'
+    assert worst(['none']) == 'none'
+    assert worst(['?', None]) is None and worst([]) is None

@@ -19,7 +19,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATH_SQL, arrival_time_sql
+from ansible_collections.korrigo.ops.plugins.module_utils.creation import (
+    CREATION_PATH_SQL, IMPORT_TIME_SQL, creation_path_sql, upload_time_sql,
+)
 
 ONLY_COPIES = "(%(only_copy_ids)s::uuid[] IS NULL OR c.id = ANY(%(only_copy_ids)s::uuid[]))"
 
@@ -31,28 +33,40 @@ PAGES_IMAGES_SQL = """(SELECT coalesce(jsonb_agg(p.image ORDER BY b.start_page, 
                         WITH ORDINALITY AS p(image, n)
              WHERE cb.copy_id = c.id)"""
 
-PAGES_COUNT_SQL = """(SELECT coalesce(sum(CASE jsonb_typeof(b.pages_images)
-                                WHEN 'array' THEN jsonb_array_length(b.pages_images) ELSE 0 END), 0)
+# Page images of booklet ``b`` (Korrigo's pages_images is a JSON list; anything else holds none).
+BOOKLET_PAGES_SQL = "CASE jsonb_typeof(b.pages_images) WHEN 'array' THEN jsonb_array_length(b.pages_images) ELSE 0 END"
+
+PAGES_COUNT_SQL = """(SELECT coalesce(sum(""" + BOOKLET_PAGES_SQL + """), 0)
               FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
              WHERE cb.copy_id = c.id)"""
 
 OUT_OF_BOUNDS_SQL = """(a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
                     OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h))"""
 
+# staging counts the pages of every STAGING copy; only those without any (a few) have their arrival time and
+# creation path read. "Has an IMPORT event" is the IMPORT event's time not being NULL: that time is read anyway,
+# and a second look at the events can become a scan of every IMPORT event.
 _STUCK_IMPORTS_CTES = """staging AS (
-    SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.exam_id,
-           @ARRIVAL@ AS imported_at,
-           @CREATION_PATH@ AS creation_path,
-           (SELECT count(*) FROM exams_copy_booklets cb WHERE cb.copy_id = c.id) AS booklets,
-           @PAGES_COUNT@ AS pages
+    SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.exam_id, c.status, c.validated_at, k.booklets, k.pages
       FROM exams_copy c
+     CROSS JOIN LATERAL (
+           SELECT count(*) AS booklets,
+                  coalesce(sum(@BOOKLET_PAGES@), 0) AS pages
+             FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
+            WHERE cb.copy_id = c.id) k
      WHERE c.status = 'STAGING' AND @ONLY_COPIES@
+), unpaged AS MATERIALIZED (
+    SELECT c.copy_id, c.anonymous_id, c.pdf_source, c.exam_id, c.booklets, c.pages,
+           coalesce(c.import_at, c.upload_at) AS imported_at,
+           @CREATION_PATH_OF_IMPORT_AT@ AS creation_path
+      FROM (SELECT c.*, @IMPORT_TIME@ AS import_at, @UPLOAD_TIME@ AS upload_at
+              FROM (SELECT s.copy_id AS id, s.* FROM staging s WHERE s.pages = 0) c) c
 ), stuck AS (
-    SELECT s.*, extract(epoch FROM now() - s.imported_at)::float8 AS age_seconds,
+    SELECT s.copy_id, s.anonymous_id, s.pdf_source, s.exam_id, s.imported_at, s.creation_path, s.booklets, s.pages,
+           extract(epoch FROM now() - s.imported_at)::float8 AS age_seconds,
            s.imported_at IS NULL AS age_unknown
-      FROM staging s
-     WHERE s.pages = 0
-       AND (s.imported_at IS NULL OR s.imported_at < now() - make_interval(mins => %(stuck_after)s))
+      FROM unpaged s
+     WHERE s.imported_at IS NULL OR s.imported_at < now() - make_interval(mins => %(stuck_after)s)
 )"""
 
 _FINALIZATIONS_CTES = """failing AS (
@@ -97,10 +111,13 @@ _FINALIZATIONS_CTES = """failing AS (
 
 def _fill(template, rules=None):
     text = (template.replace('@CREATION_PATH@', CREATION_PATH_SQL).replace('@PAGES_IMAGES@', PAGES_IMAGES_SQL)
-            .replace('@PAGES_COUNT@', PAGES_COUNT_SQL).replace('@OUT_OF_BOUNDS@', OUT_OF_BOUNDS_SQL)
+            .replace('@PAGES_COUNT@', PAGES_COUNT_SQL).replace('@BOOKLET_PAGES@', BOOKLET_PAGES_SQL).replace('@OUT_OF_BOUNDS@', OUT_OF_BOUNDS_SQL)
             .replace('@ONLY_COPIES@', ONLY_COPIES))
-    if '@ARRIVAL@' in text:
-        text = text.replace('@ARRIVAL@', arrival_time_sql(rules or {}))
+    if '@UPLOAD_TIME@' in text:
+        # The IMPORT event's time is read anyway (arrival): "has an IMPORT event" is that it is not NULL, rather
+        # than a second look at the events (which the planner may turn into a scan of every IMPORT event).
+        text = (text.replace('@IMPORT_TIME@', IMPORT_TIME_SQL).replace('@UPLOAD_TIME@', upload_time_sql(rules or {}))
+                .replace('@CREATION_PATH_OF_IMPORT_AT@', creation_path_sql('c.import_at IS NOT NULL')))
     return text
 
 

@@ -52,8 +52,16 @@ CREATION_PATH_SQL = creation_path_sql()
 # which has no key to the copy but the same file (pdf_file = pdf_source) in the same exam. NULL for batch copies.
 IMPORT_TIME_SQL = """(SELECT min(e."timestamp") FROM grading_gradingevent e
                       WHERE e.copy_id = c.id AND e.action = 'IMPORT')"""
+# Only an individual upload's PDF (under exams/individual/) has such a row: other copies skip the lookup (no index
+# on pdf_file; at a district's thousands of STAGING copies, one scan of the exam's uploads each).
 UPLOAD_TIME_SQL = """(SELECT min(p.uploaded_at) FROM exams_exampdf p
-                      WHERE p.exam_id = c.exam_id AND p.pdf_file = c.pdf_source)"""
+                      WHERE c.pdf_source LIKE 'exams/individual/%%'
+                        AND p.exam_id = c.exam_id AND p.pdf_file = c.pdf_source)"""
+
+
+def upload_time_sql(rules):
+    """SQL for when copy ``c`` was uploaded individually: HEAD only (8f16b75 has no individual upload)."""
+    return UPLOAD_TIME_SQL if rules.get('individual_upload') else 'NULL::timestamptz'
 
 
 def arrival_time_sql(rules):

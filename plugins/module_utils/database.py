@@ -369,7 +369,7 @@ def statement_error(err, conn, params, what, tables=KORRIGO_TABLES, failure=None
 
 @contextlib.contextmanager
 def read_only_session(params, application_name, failure=None, tables=KORRIGO_TABLES):
-    """One read-only transaction on Korrigo's database, bounded by lock_timeout_ms/statement_timeout_ms.
+    """One read-only transaction (one snapshot) on Korrigo's database, bounded by lock and statement timeouts.
 
     Yields ``(cursor, rules)`` (a dict cursor and the detected version's rules); always rolls back and closes.
     psycopg2 errors become KorrigoError (``failure`` is their message's prefix)::
@@ -381,7 +381,8 @@ def read_only_session(params, application_name, failure=None, tables=KORRIGO_TAB
     conn = connect(params, application_name)
     try:
         try:
-            conn.set_session(readonly=True)
+            # One snapshot for every statement of the session: facts read in several statements agree.
+            conn.set_session(readonly=True, isolation_level='REPEATABLE READ')
             cursor = dict_cursor(conn)
             rules = detect_version(cursor)
             yield cursor, rules

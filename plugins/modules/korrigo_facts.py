@@ -115,10 +115,20 @@ from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_ST
 
 SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version')
 
+# Korrigo has no index on exams_copy.status: every copy is read for the count per status, and once more (both
+# parallel scans of two narrow columns) for the id of each copy in a status a finding looks at. The findings then
+# read only those copies, by primary key (``only_copy_ids``), instead of one more scan of the whole table each.
 COPIES_SQL = "SELECT status, count(*) AS n FROM exams_copy GROUP BY status"
+COPY_IDS_SQL = "SELECT status, id::text AS copy_id FROM exams_copy WHERE status = ANY(%(statuses)s::text[])"
+# The statuses each finding reads its copies from.
+FINDING_STATUSES = {
+    'stuck_imports': ('STAGING',),
+    'finalizations': ('GRADING_FAILED', 'GRADING_IN_PROGRESS'),
+    'locks': ('LOCKED',),
+}
 
-# duplicate_successes: copies with two successful FINALIZE events, counted from the events (one scan: Korrigo has no
-# index on action; every event's copy exists, its foreign key says so) rather than one lookup per copy.
+# duplicate_successes: failing copies with two successful FINALIZE events (a real duplicate, which finalize's
+# get_or_create cannot get past); over every copy that is the audit trail's duplicate_finalize gap (audit_trail).
 # The stuck-import and failed-finalization rules have one home, module_utils/copy_rules (copy_import and
 # copy_dossier use the same CTEs); these statements only count and list what they select.
 STUCK_IMPORTS_SQL = """
@@ -137,7 +147,6 @@ SELECT (SELECT count(*) FROM staging) AS staging_total,
 # work_mem for this read-only transaction only: the per-copy count of successful FINALIZE events (~1 per graded
 # copy) fits in memory instead of spilling to disk in 40 batches (3 s -> 1 s on 1M copies, 2 cores).
 FINALIZATIONS_SQL = """
-SET LOCAL work_mem = '64MB';
 WITH @FINALIZATIONS_CTES@
 SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_total,
        (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED' AND grading_retries >= 3) AS retries_exhausted,
@@ -145,9 +154,7 @@ SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_
        (SELECT count(*) FROM decided WHERE stale) AS in_progress_stale,
        (SELECT coalesce(jsonb_object_agg(cause, n), '{}')
           FROM (SELECT cause, count(*) AS n FROM decided GROUP BY cause) by_cause) AS by_cause,
-       (SELECT count(*) FROM (SELECT e.copy_id FROM grading_gradingevent e
-                               WHERE e.action = 'FINALIZE' AND e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb
-                               GROUP BY e.copy_id HAVING count(*) >= 2) d) AS duplicate_successes,
+       (SELECT count(*) FROM decided WHERE success_events >= 2) AS duplicate_successes,
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
           FROM (SELECT * FROM decided ORDER BY anonymous_id LIMIT %(limit)s) x) AS copies
 """
@@ -173,7 +180,8 @@ WITH locks AS (
     SELECT c.id AS copy_id, c.anonymous_id, c.locked_at, l.expires_at,
            CASE WHEN l.id IS NULL THEN 'no_lock' ELSE 'expired_lock' END AS reason
       FROM exams_copy c LEFT JOIN grading_copylock l ON l.copy_id = c.id
-     WHERE c.status = 'LOCKED' AND (l.id IS NULL OR l.expires_at < now())
+     WHERE c.status = 'LOCKED' AND (%(only_copy_ids)s::uuid[] IS NULL OR c.id = ANY(%(only_copy_ids)s::uuid[]))
+       AND (l.id IS NULL OR l.expires_at < now())
 )
 SELECT (SELECT count(*) FROM locks) AS total,
        (SELECT count(*) FROM locks WHERE NOT expired) AS active,
@@ -227,6 +235,26 @@ def fetch(cursor, query, params=None):
     return cursor.fetchone()
 
 
+def scan_copies(cursor, subsets, facts):
+    """``copies_by_status`` (when asked) and {finding: ids of the copies it looks at} (for the findings asked)."""
+    if 'copies' in subsets:
+        cursor.execute(COPIES_SQL)
+        by_status = dict((status, 0) for status in COPY_STATUSES)
+        for row in cursor.fetchall():
+            by_status[row['status']] = row['n']
+        facts['copies_by_status'] = by_status
+        facts['copies_total'] = sum(by_status.values())
+    wanted = sorted(set(status for finding, statuses in FINDING_STATUSES.items() if finding in subsets
+                        for status in statuses))
+    ids_of_status = {}
+    if wanted:
+        cursor.execute(COPY_IDS_SQL, {'statuses': wanted})
+        for row in cursor.fetchall():
+            ids_of_status.setdefault(row['status'], []).append(row['copy_id'])
+    return dict((finding, [i for status in statuses for i in ids_of_status.get(status, [])])
+                for finding, statuses in FINDING_STATUSES.items())
+
+
 def gather(cursor, rules, subsets, params):
     query_params = {
         'stuck_after': params['stuck_after_minutes'],
@@ -236,19 +264,17 @@ def gather(cursor, rules, subsets, params):
         'only_copy_ids': None,
     }
     facts = {'version': rules}
-    if 'copies' in subsets:
-        cursor.execute(COPIES_SQL)
-        by_status = dict((status, 0) for status in COPY_STATUSES)
-        for row in cursor.fetchall():
-            by_status[row['status']] = row['n']
-        facts['copies_by_status'] = by_status
-        facts['copies_total'] = sum(by_status.values())
+    ids_of = scan_copies(cursor, subsets, facts)
+
+    def only(finding):
+        return dict(query_params, only_copy_ids=ids_of[finding])
+
     if 'stuck_imports' in subsets:
-        facts['stuck_imports'] = fetch(cursor, statement(STUCK_IMPORTS_SQL, rules), query_params)
+        facts['stuck_imports'] = fetch(cursor, statement(STUCK_IMPORTS_SQL, rules), only('stuck_imports'))
     if 'finalizations' in subsets:
-        facts['finalizations'] = fetch(cursor, statement(FINALIZATIONS_SQL, rules), query_params)
+        facts['finalizations'] = fetch(cursor, statement(FINALIZATIONS_SQL, rules), only('finalizations'))
     if 'locks' in subsets:
-        facts['locks'] = fetch(cursor, LOCKS_SQL, query_params)
+        facts['locks'] = fetch(cursor, LOCKS_SQL, only('locks'))
     if 'annotations' in subsets:
         facts['annotations'] = fetch(cursor, ANNOTATIONS_SQL, query_params)
     if params.get('watch_copy_ids'):

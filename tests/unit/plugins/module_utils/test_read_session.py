@@ -32,8 +32,9 @@ class FakeConnection(object):
         self.rollbacks = self.commits = 0
         self.closed = False
 
-    def set_session(self, readonly=None):
+    def set_session(self, readonly=None, isolation_level=None):
         self.readonly = readonly
+        self.isolation_level = isolation_level
 
     def rollback(self):
         self.rollbacks += 1
@@ -71,7 +72,8 @@ def test_session_is_read_only_yields_rules_and_always_rolls_back(fake):
         cursor.execute('SELECT count(*) AS n FROM exams_copy')
         assert cursor.fetchone() == {'n': 1}
         assert rules['name'] == 'head'
-    assert conn.readonly is True and conn.connected == ['korrigo.ops:korrigo_facts']
+    assert conn.readonly is True and conn.isolation_level == 'REPEATABLE READ'
+    assert conn.connected == ['korrigo.ops:korrigo_facts']
     assert (conn.commits, conn.rollbacks, conn.closed) == (0, 1, True)
 
 

@@ -33,45 +33,56 @@ KIND_RULES = {
     'unpaired_unlock': 'on 8f16b75 an UNLOCK closes the LOCK before it',
 }
 
-# One pass over the events, grouped by (copy, action, actor): every per-copy count, the single failures, the
-# repeated annotation events and the playbook's duplicate groups come from it (no index on action: one sequential
-# scan of grading_gradingevent instead of one per question). Then the per-copy counts, joined to every copy by hash
-# (the import count decides the creation path's "has an IMPORT event" without a second look at the events), then the
-# lock/unlock sequence (8f16b75 only), then one row per (copy, gap kind). grp groups by action first: a leading
-# copy_id would let the planner walk the copy_id index and fetch every event at random (the table is in time order).
-# With only_copy_ids the events are read by that index either way. The failure flag is taken before grouping
-# (OFFSET 0) so the rows grouped are narrow (no metadata): a third of the sort or hash memory.
+# The trail events (IMPORT, VALIDATE, LOCK, FINALIZE; a fifth of a district's events, most are annotation events)
+# grouped by copy in one pass, counts only (so the aggregation can run in parallel). Korrigo has no index on action:
+# one sequential scan of grading_gradingevent. The flags are taken before grouping (OFFSET 0) so the rows grouped
+# are narrow (no metadata). "One actor failed exactly once" (a success get_or_create hid) matters only for a GRADED
+# copy with failures and no success: looked up by index for those few. Then the per-copy counts,
+# joined to every copy by hash (the import count decides the creation path's "has an IMPORT event" without a second
+# look at the events), then the lock/unlock sequence (8f16b75 only), then each gap rule once, as a column of
+# ``checked``, and one row per (copy, gap kind) only for the copies that have a gap.
+# With %(count_repeats)s, ``grp`` groups every event by (copy, action, actor) for what only looks like duplicates
+# (repeated annotation events, the playbook's duplicate groups): the one full aggregation, skipped (constant-folded
+# away) without it. grp groups by action first: a leading copy_id would let the planner walk the copy_id index and
+# fetch every event at random (the table is in time order). With only_copy_ids the events are read by that index.
 # A failure FINALIZE carries metadata.success=false; any other FINALIZE records a success.
+TRAIL_ACTIONS = "('IMPORT', 'VALIDATE', 'LOCK', 'FINALIZE')"
+ANNOTATION_ACTIONS = "('CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN')"
 GAPS_CTES = """
-grp AS MATERIALIZED (
-    SELECT x.copy_id, x.action, x.actor_id, count(*) AS n, count(*) FILTER (WHERE x.failure) AS failed
-      FROM (SELECT x.copy_id, x.action, x.actor_id, x.metadata -> 'success' = 'false'::jsonb AS failure
+per_copy AS (
+    SELECT x.copy_id,
+           count(*) FILTER (WHERE x.action = 'IMPORT') AS imports,
+           count(*) FILTER (WHERE x.action = 'VALIDATE') AS validates,
+           count(*) FILTER (WHERE x.action = 'LOCK') AS locks,
+           count(*) FILTER (WHERE x.action = 'FINALIZE' AND NOT x.failure) AS finalize_ok,
+           count(*) FILTER (WHERE x.action = 'FINALIZE' AND x.failure) AS finalize_failed
+      FROM (SELECT x.copy_id, x.action, x.actor_id,
+                   coalesce(x.metadata -> 'success' = 'false'::jsonb, false) AS failure
               FROM grading_gradingevent x
-             WHERE """ + ONLY_EVENTS + """ OFFSET 0) x
+             WHERE x.action IN """ + TRAIL_ACTIONS + """ AND """ + ONLY_EVENTS + """ OFFSET 0) x
+     GROUP BY x.copy_id
+), grp AS MATERIALIZED (
+    SELECT x.copy_id, x.action, x.actor_id, count(*) AS n
+      FROM grading_gradingevent x
+     WHERE """ + ONLY_EVENTS + """
      GROUP BY x.action, x.actor_id, x.copy_id
-), per_copy AS (
-    SELECT g.copy_id,
-           sum(g.n) FILTER (WHERE g.action = 'IMPORT') AS imports,
-           sum(g.n) FILTER (WHERE g.action = 'VALIDATE') AS validates,
-           sum(g.n) FILTER (WHERE g.action = 'LOCK') AS locks,
-           sum(g.n - g.failed) FILTER (WHERE g.action = 'FINALIZE') AS finalize_ok,
-           sum(g.failed) FILTER (WHERE g.action = 'FINALIZE') AS finalize_failed
-      FROM grp g
-     WHERE g.action IN ('IMPORT', 'VALIDATE', 'LOCK', 'FINALIZE')
-     GROUP BY g.copy_id
 ), ev AS MATERIALIZED (
     SELECT c.id AS copy_id, c.anonymous_id, c.status,
            """ + creation_path_sql('coalesce(k.imports, 0) > 0') + """ AS creation_path,
            coalesce(k.imports, 0)::bigint AS imports, coalesce(k.validates, 0)::bigint AS validates,
            coalesce(k.locks, 0)::bigint AS locks, coalesce(k.finalize_ok, 0)::bigint AS finalize_ok,
-           coalesce(k.finalize_failed, 0)::bigint AS finalize_failed
+           coalesce(k.finalize_failed, 0)::bigint AS finalize_failed,
+           CASE WHEN c.status = 'GRADED' AND k.finalize_ok = 0 AND k.finalize_failed > 0
+                THEN EXISTS (SELECT 1 FROM grading_gradingevent f
+                              WHERE f.copy_id = c.id AND f.action = 'FINALIZE'
+                                AND f.metadata -> 'success' = 'false'::jsonb
+                              GROUP BY f.actor_id HAVING count(*) = 1)
+                ELSE false END AS single_failure
       FROM exams_copy c LEFT JOIN per_copy k ON k.copy_id = c.id
      WHERE """ + ONLY_COPIES + """
-), single_failures AS (
-    SELECT g.copy_id FROM grp g WHERE g.action = 'FINALIZE' AND g.failed = 1
 ), annotation_repeats AS (
     SELECT DISTINCT g.copy_id FROM grp g
-     WHERE g.action IN ('CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN') AND g.n > 1
+     WHERE g.action IN """ + ANNOTATION_ACTIONS + """ AND g.n > 1
 ), seq AS (
     SELECT e.copy_id, e.action,
            lead(e.action) OVER w AS next_action, lag(e.action) OVER w AS prev_action
@@ -86,25 +97,33 @@ grp AS MATERIALIZED (
                AS unpaired_locks,
            count(*) FILTER (WHERE s.action = 'UNLOCK' AND s.prev_action IS DISTINCT FROM 'LOCK') AS unpaired_unlocks
       FROM seq s GROUP BY s.copy_id
-), gaps AS MATERIALIZED (
-    SELECT ev.copy_id, ev.anonymous_id, ev.status, ev.creation_path, g.kind, g.missing,
-           coalesce(%(gap_rules)s::jsonb ->> (g.kind || ':' || ev.creation_path), %(gap_rules)s::jsonb ->> g.kind)
-               AS rule
+), checked AS (
+    SELECT ev.copy_id, ev.anonymous_id, ev.status, ev.creation_path,
+           ev.creation_path = ANY(%(import_expected_paths)s::text[]) AND ev.imports = 0 AS missing_import,
+           ev.status IN ('READY', 'LOCKED', 'GRADING_IN_PROGRESS', 'GRADING_FAILED', 'GRADED')
+               AND ev.creation_path = ANY(%(validate_expected_paths)s::text[]) AND ev.validates = 0
+               AS missing_validate,
+           ev.status = 'GRADED' AND ev.finalize_ok = 0 AND NOT ev.single_failure AS missing_finalize,
+           ev.finalize_ok > 1 AS duplicate_finalize,
+           %(lock_workflow)s AND ev.status IN ('LOCKED', 'GRADED') AND ev.locks = 0 AS missing_lock,
+           coalesce(li.unpaired_locks, 0) > 0 AS unpaired_lock,
+           coalesce(li.unpaired_unlocks, 0) > 0 AS unpaired_unlock
       FROM ev LEFT JOIN lock_issues li ON li.copy_id = ev.copy_id
+), gaps AS MATERIALIZED (
+    SELECT c.copy_id, c.anonymous_id, c.status, c.creation_path, g.kind, g.missing,
+           coalesce(%(gap_rules)s::jsonb ->> (g.kind || ':' || c.creation_path), %(gap_rules)s::jsonb ->> g.kind)
+               AS rule
+      FROM (SELECT * FROM checked c
+             WHERE c.missing_import OR c.missing_validate OR c.missing_finalize OR c.duplicate_finalize
+                OR c.missing_lock OR c.unpaired_lock OR c.unpaired_unlock) c
      CROSS JOIN LATERAL (VALUES
-        ('missing_import', 'IMPORT event',
-         ev.creation_path = ANY(%(import_expected_paths)s::text[]) AND ev.imports = 0),
-        ('missing_validate', 'VALIDATE event',
-         ev.status IN ('READY', 'LOCKED', 'GRADING_IN_PROGRESS', 'GRADING_FAILED', 'GRADED')
-         AND ev.creation_path = ANY(%(validate_expected_paths)s::text[]) AND ev.validates = 0),
-        ('missing_finalize', 'successful FINALIZE event',
-         ev.status = 'GRADED' AND ev.finalize_ok = 0
-         AND NOT EXISTS (SELECT 1 FROM single_failures sf WHERE sf.copy_id = ev.copy_id)),
-        ('duplicate_finalize', 'nothing: more than one successful FINALIZE event', ev.finalize_ok > 1),
-        ('missing_lock', 'LOCK event',
-         %(lock_workflow)s AND ev.status IN ('LOCKED', 'GRADED') AND ev.locks = 0),
-        ('unpaired_lock', 'UNLOCK event after a LOCK', coalesce(li.unpaired_locks, 0) > 0),
-        ('unpaired_unlock', 'LOCK event before an UNLOCK', coalesce(li.unpaired_unlocks, 0) > 0)
+        ('missing_import', 'IMPORT event', c.missing_import),
+        ('missing_validate', 'VALIDATE event', c.missing_validate),
+        ('missing_finalize', 'successful FINALIZE event', c.missing_finalize),
+        ('duplicate_finalize', 'nothing: more than one successful FINALIZE event', c.duplicate_finalize),
+        ('missing_lock', 'LOCK event', c.missing_lock),
+        ('unpaired_lock', 'UNLOCK event after a LOCK', c.unpaired_lock),
+        ('unpaired_unlock', 'LOCK event before an UNLOCK', c.unpaired_unlock)
      ) AS g(kind, missing, hit)
      WHERE g.hit
 ), noted AS MATERIALIZED (

@@ -64,6 +64,15 @@ options:
       - Most gaps listed in RV(gaps); counts always cover every copy.
     type: int
     default: 500
+  count_repeats:
+    description:
+      - Also count, under RV(normal_repeats), what only looks like duplicates among every event - copies with
+        repeated annotation events by one teacher, and the groups the playbook's duplicate query would flag.
+      - That needs every event grouped by (copy, action, actor): the one full aggregation of the check (a few
+        seconds at a district's millions of events). The gaps and the other counts need only the IMPORT, VALIDATE,
+        LOCK and FINALIZE events. The triage role turns it off; the two counts are then null.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - korrigo.ops.korrigo
   - korrigo.ops.korrigo.guards
@@ -120,7 +129,9 @@ gaps:
        creation_path: import, kind: missing_import, missing: IMPORT event,
        rule: import_pdf copies have an IMPORT event, noted: false}
 normal_repeats:
-  description: What looks like duplicates but is Korrigo's normal behaviour, counted per kind.
+  description:
+    - What looks like duplicates but is Korrigo's normal behaviour, counted per kind.
+    - C(copies_with_repeated_annotation_events) and C(playbook_duplicate_groups) are null without O(count_repeats).
   returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: dict
   sample: {copies_with_failed_attempts: 2, success_hidden_by_get_or_create: 1, copies_with_repeated_annotation_events: 1,
@@ -178,13 +189,14 @@ SUMMARY_COLUMNS = """
                                                      'kind', x.kind, 'missing', x.missing, 'rule', x.rule,
                                                      'noted', x.noted) ORDER BY x.anonymous_id, x.kind), '[]')
           FROM (SELECT * FROM noted ORDER BY anonymous_id, kind LIMIT %(list_limit)s) x) AS gaps,
-       jsonb_build_object(
-           'copies_with_failed_attempts', (SELECT count(*) FROM ev WHERE finalize_failed > 0),
-           'success_hidden_by_get_or_create',
-               (SELECT count(*) FROM ev WHERE status = 'GRADED' AND finalize_ok = 0
-                                          AND EXISTS (SELECT 1 FROM single_failures sf WHERE sf.copy_id = ev.copy_id)),
-           'copies_with_repeated_annotation_events', (SELECT count(*) FROM annotation_repeats),
-           'playbook_duplicate_groups', (SELECT count(*) FROM grp WHERE n > 1)) AS normal_repeats"""
+       (SELECT jsonb_build_object(
+           'copies_with_failed_attempts', count(*) FILTER (WHERE finalize_failed > 0),
+           'success_hidden_by_get_or_create', count(*) FILTER (WHERE status = 'GRADED' AND finalize_ok = 0
+                                                                AND single_failure),
+           'copies_with_repeated_annotation_events',
+               CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM annotation_repeats) END,
+           'playbook_duplicate_groups', CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM grp WHERE n > 1) END)
+          FROM ev WHERE finalize_failed > 0) AS normal_repeats"""
 
 # work_mem for this transaction only: the one aggregation over every event (grouped by action, actor, copy) and the
 # per-copy counts stay in memory instead of sorting 5M rows on disk (read-only report; the record statement too).
@@ -270,7 +282,7 @@ def check_trail(module):
     if module.params['list_limit'] < 0:
         raise KorrigoError("list_limit must not be negative (got %d)" % module.params['list_limit'])
     statement_params = {'audit_action': AUDIT_ACTION, 'list_limit': module.params['list_limit'],
-                        'only_copy_ids': None}
+                        'only_copy_ids': None, 'count_repeats': module.params['count_repeats']}
     if module.params['record_notes']:
         return record(module, statement_params)
     return report(module, statement_params)
@@ -284,6 +296,7 @@ def main():
         reason=dict(type='str',
                     default='audit trail gap found by korrigo.ops (incident playbook scenario 5); history not rewritten'),
         list_limit=dict(type='int', default=500),
+        count_repeats=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: check_trail(module))

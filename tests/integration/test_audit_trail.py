@@ -114,6 +114,18 @@ def test_normal_repeats_are_counted_not_reported(korrigo):
         assert seeded['%s_copy_ids' % control][0] not in gaps_by_copy(result)
 
 
+def test_without_count_repeats_the_gaps_are_the_same(korrigo):
+    korrigo.seed('audit')
+    full = korrigo.run('audit_trail')
+    gaps_only = korrigo.run('audit_trail', count_repeats=False)
+    for key in ('copies_checked', 'copies_with_gaps', 'gap_counts', 'gaps', 'copies_by_creation_path'):
+        assert gaps_only[key] == full[key], key
+    repeats = gaps_only['normal_repeats']
+    assert repeats['copies_with_repeated_annotation_events'] is None and repeats['playbook_duplicate_groups'] is None
+    for key in ('copies_with_failed_attempts', 'success_hidden_by_get_or_create'):
+        assert repeats[key] == full['normal_repeats'][key], key
+
+
 def test_baseline_and_lock_scenarios_have_complete_trails(korrigo):
     korrigo.seed('baseline')
     korrigo.seed('locks')

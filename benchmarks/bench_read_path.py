@@ -45,24 +45,31 @@ SELECT (SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) AS n FR
        (SELECT count(*) FROM exams_copy c WHERE c.status = 'STAGING'
            AND NOT EXISTS (SELECT 1 FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
                             WHERE cb.copy_id = c.id AND jsonb_array_length(b.pages_images) > 0)),
-       (SELECT count(*) FROM exams_copy WHERE status IN ('GRADING_FAILED', 'GRADING_IN_PROGRESS')),
-       (SELECT count(*) FROM (SELECT copy_id FROM grading_gradingevent
-                               WHERE action = 'FINALIZE' AND metadata -> 'success' IS DISTINCT FROM 'false'::jsonb
-                               GROUP BY copy_id HAVING count(*) >= 2) d),
-       (SELECT count(*) FILTER (WHERE expires_at < now()) FROM grading_copylock)
+       (SELECT count(*) FROM exams_copy c WHERE c.status IN ('GRADING_FAILED', 'GRADING_IN_PROGRESS')
+           AND (SELECT count(*) FROM grading_gradingevent e WHERE e.copy_id = c.id AND e.action = 'FINALIZE'
+                   AND e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) >= 2),
+       (SELECT count(*) FILTER (WHERE expires_at < now()) FROM grading_copylock),
+       (SELECT count(*) FROM exams_copy c LEFT JOIN grading_copylock l ON l.copy_id = c.id
+         WHERE c.status = 'LOCKED' AND (l.id IS NULL OR l.expires_at < now()))
 """
-FLOOR_AUDIT_SQL = """
+# The gaps: the trail events counted per copy, joined to every copy (what audit_trail does without count_repeats).
+FLOOR_AUDIT_GAPS_SQL = """
 SELECT count(*) AS copies,
        count(*) FILTER (WHERE k.finalize_ok > 1) AS duplicate_finalize,
        count(*) FILTER (WHERE c.status = 'GRADED' AND coalesce(k.finalize_ok, 0) = 0) AS missing_finalize,
-       count(*) FILTER (WHERE c.pdf_source LIKE 'copies/source/%%' AND coalesce(k.imports, 0) = 0) AS missing_import,
-       (SELECT count(*) FROM (SELECT 1 FROM grading_gradingevent GROUP BY copy_id, action, actor_id
-                               HAVING count(*) > 1) d) AS duplicate_groups
+       count(*) FILTER (WHERE c.pdf_source LIKE 'copies/source/%%' AND coalesce(k.imports, 0) = 0) AS missing_import
   FROM exams_copy c
   LEFT JOIN (SELECT copy_id, count(*) FILTER (WHERE action = 'IMPORT') AS imports,
                     count(*) FILTER (WHERE action = 'FINALIZE'
                                        AND metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS finalize_ok
-               FROM grading_gradingevent GROUP BY copy_id) k ON k.copy_id = c.id
+               FROM grading_gradingevent WHERE action IN ('IMPORT', 'VALIDATE', 'LOCK', 'FINALIZE')
+              GROUP BY copy_id) k ON k.copy_id = c.id
+"""
+# And the playbook's duplicate groups: every event grouped by (copy, action, actor) (audit_trail's count_repeats).
+FLOOR_AUDIT_SQL = """
+SELECT g.*, (SELECT count(*) FROM (SELECT 1 FROM grading_gradingevent GROUP BY copy_id, action, actor_id
+                                    HAVING count(*) > 1) d) AS duplicate_groups
+  FROM (""" + FLOOR_AUDIT_GAPS_SQL + """) g
 """
 FLOOR_DOSSIER_SQL = """
 SELECT c.*, (SELECT jsonb_agg(e ORDER BY e."timestamp") FROM grading_gradingevent e WHERE e.copy_id = c.id)
@@ -74,22 +81,33 @@ SELECT (SELECT count(*) FROM pg_stat_activity), (SELECT count(*) FROM pg_index W
 
 
 def module_statements(db):
-    """The modules' own statements with their own parameters (for EXPLAIN)."""
+    """The modules' own statements with their own parameters (for EXPLAIN): korrigo_facts' findings with the copy
+    ids its scan hands them, audit_trail's report with and without the repeat counts."""
     conn = psycopg2.connect(common.dsn_for(db), cursor_factory=psycopg2.extras.RealDictCursor)
+    conn.set_session(readonly=True, isolation_level='REPEATABLE READ')
     with conn.cursor() as cur:
         rules = detect_version(cur)
+        ids_of = korrigo_facts.scan_copies(cur, list(korrigo_facts.SUBSETS), {})
     conn.close()
-    facts_params = {'stuck_after': 5, 'lock_age': 60, 'stale_after': 30, 'limit': 200, 'only_copy_ids': None}
+    facts_params = {'stuck_after': 5, 'lock_age': 60, 'stale_after': 30, 'limit': 200}
+
+    def only(finding):
+        return dict(facts_params, only_copy_ids=ids_of[finding])
     audit_params = {'audit_action': AUDIT_ACTION, 'list_limit': 50, 'only_copy_ids': None,
-                    'lock_workflow': rules['lock_workflow']}
+                    'lock_workflow': rules['lock_workflow'], 'count_repeats': False}
     audit_params.update(version_params(rules['name']))
     return [
         ('korrigo_facts copies', korrigo_facts.COPIES_SQL, {}),
-        ('korrigo_facts stuck_imports', korrigo_facts.statement(korrigo_facts.STUCK_IMPORTS_SQL, rules), facts_params),
+        ('korrigo_facts copy ids', korrigo_facts.COPY_IDS_SQL,
+         {'statuses': sorted(set(s for v in korrigo_facts.FINDING_STATUSES.values() for s in v))}),
+        ('korrigo_facts stuck_imports', korrigo_facts.statement(korrigo_facts.STUCK_IMPORTS_SQL, rules),
+         only('stuck_imports')),
         ('korrigo_facts finalizations', korrigo_facts.statement(korrigo_facts.FINALIZATIONS_SQL, rules),
-         facts_params),
-        ('korrigo_facts locks', korrigo_facts.LOCKS_SQL, facts_params),
+         only('finalizations')),
+        ('korrigo_facts locks', korrigo_facts.LOCKS_SQL, only('locks')),
+        ('korrigo_facts annotations', korrigo_facts.ANNOTATIONS_SQL, facts_params),
         ('audit_trail report', audit_trail.REPORT_TEMPLATE, audit_params),
+        ('audit_trail report, count_repeats', audit_trail.REPORT_TEMPLATE, dict(audit_params, count_repeats=True)),
     ]
 
 
@@ -125,6 +143,9 @@ def measure(db, repeat):
         'korrigo_facts_triage_subsets': lambda: common.run_module(
             'korrigo_facts', {'gather_subset': ['copies', 'stuck_imports', 'finalizations', 'locks']}, db)[0],
         'korrigo_facts_floor_sql': lambda: common.timed_sql(db, FLOOR_FACTS_SQL)[0],
+        'audit_trail_gaps': lambda: common.run_module('audit_trail', {'list_limit': 50, 'count_repeats': False},
+                                                      db)[0],
+        'audit_trail_gaps_floor_sql': lambda: common.timed_sql(db, FLOOR_AUDIT_GAPS_SQL)[0],
         'audit_trail': lambda: common.run_module('audit_trail', {'list_limit': 50}, db)[0],
         'audit_trail_floor_sql': lambda: common.timed_sql(db, FLOOR_AUDIT_SQL)[0],
         'korrigo_latency_facts': lambda: common.run_module(

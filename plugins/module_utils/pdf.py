@@ -323,17 +323,20 @@ class _Server(object):
         return result
 
     def died(self):
-        """The verdict of the job the child died on (CPU limit, memory, MuPDF crash)."""
+        """The verdict of the job the child died on (CPU limit, memory, MuPDF crash), marked ``_died``: the files
+        before it may have left the long-lived child short of memory, so run_jobs asks a fresh child again."""
         self.alive = False
         code = self.proc.wait()
         self.stderr.seek(0)
         err = self.stderr.read().decode('utf-8', 'replace').strip().splitlines()
         self.close()
         if code in (-signal.SIGXCPU, -signal.SIGKILL):
-            return {'verdict': 'timeout', 'detail': 'killed by the CPU time limit'}
+            return {'verdict': 'timeout', 'detail': 'killed by the CPU time limit', '_died': True}
         if any('memory' in line.lower() for line in err[-5:]):
-            return {'verdict': 'too_large', 'detail': 'ran out of memory (limit %s MB)' % self.limits.get('memory_mb')}
-        return {'verdict': 'corrupted', 'detail': 'MuPDF crashed (exit %s): %s' % (code, ' '.join(err[-2:]))}
+            return {'verdict': 'too_large', 'detail': 'ran out of memory (limit %s MB)' % self.limits.get('memory_mb'),
+                    '_died': True}
+        return {'verdict': 'corrupted', 'detail': 'MuPDF crashed (exit %s): %s' % (code, ' '.join(err[-2:])),
+                '_died': True}
 
     def close(self, kill=False):
         self.alive = False
@@ -359,7 +362,9 @@ class _Server(object):
 
 def run_jobs(jobs, limits, parallel=4, python=None):
     """Results of ``jobs`` ((mode, real path, output dir, copy id, timeout) each), in order, on ``parallel``
-    long-lived children (one per thread); a child killed at a job's limit or dead on it is replaced."""
+    long-lived children (one per thread); a child killed at a job's limit or dead on it is replaced, and a job a
+    child died on is tried once more in a child of its own (the verdict a file gets alone: the same as one child
+    per file)."""
     if not jobs:
         return []
     results = [None] * len(jobs)
@@ -380,7 +385,11 @@ def run_jobs(jobs, limits, parallel=4, python=None):
                     server = None
                 if server is None:
                     server = _Server(limits, python)
-                results[index] = server.ask(job)
+                result = server.ask(job)
+                if result.pop('_died', False):
+                    mode, real, out_dir, copy_id, _timeout = job
+                    result = run_child(mode, real, limits, out_dir=out_dir, copy_id=copy_id, python=python)
+                results[index] = result
         finally:
             if server is not None:
                 server.close()

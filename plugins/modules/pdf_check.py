@@ -23,9 +23,10 @@ description:
     flattens into the final PDF; it never reads C(pdf_source)). An image is C(ok) when it exists, is not empty, is
     within O(max_size_mb), opens as an image (not a PDF) and converts to a PDF page as Korrigo's C(PDFFlattener)
     does; otherwise C(missing), C(empty), C(corrupted), C(too_large), C(timeout) or C(refused).
-  - Each file is opened in its own child process limited in time (O(timeout), wall clock and CPU) and memory
-    (O(memory_limit_mb)), so a PDF that makes MuPDF hang or eat memory is killed and gets C(timeout) or
-    C(too_large); O(parallel) files are checked at once.
+  - Files are opened in O(parallel) long-lived child processes, one file after the other, each file limited in
+    time (O(timeout), wall clock) and each child in memory (O(memory_limit_mb)), so a PDF that makes MuPDF hang or
+    eat memory is killed and gets C(timeout) or C(too_large). A file a child dies on is opened once more in a child
+    of its own, so its verdict is the one it gets alone. Children are replaced every 200 files.
   - Never changes anything.
 author:
   - korrigo.ops maintainers (!UNKNOWN)
@@ -116,7 +117,7 @@ def check(module):
     params = module.params
     limits = limits_from_params(params)
     root = media_root_from_params(params)
-    files = check_files(root, params['paths'], limits, params['parallel'], kind=params['kind'])
+    files = check_files(root, params['paths'], limits, params['parallel'], kind=params['kind'], batched=True)
     summary = summarize(files)
     return {'changed': False, 'files': files, 'summary': summary, 'media_root': root,
             'all_ok': summary['ok'] == len(files)}

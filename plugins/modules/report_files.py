@@ -45,6 +45,13 @@ options:
           - Its whole content (text, written as UTF-8).
         type: str
         required: true
+      also_as:
+        description:
+          - More file names inside O(path) written with the same content (a report's C(latest) copies), so a large
+            content is rendered and sent once.
+        type: list
+        elements: str
+        default: []
   mode:
     description:
       - Permissions of every written file.
@@ -74,8 +81,9 @@ EXAMPLES = r'''
   korrigo.ops.report_files:
     path: /var/lib/korrigo-ops/reports
     files:
-      - name: triage-school-1-latest.json
+      - name: triage-school-1-20261202T031500Z.json
         content: "{{ korrigo_report_document | to_nice_json }}"
+        also_as: [triage-school-1-latest.json]
       - name: triage-school-1-latest.md
         content: "{{ korrigo_report_document | korrigo.ops.report_markdown }}"
 '''
@@ -108,11 +116,15 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 
 
+def expanded(files):
+    """[(name, content)] of every file, ``also_as`` names included, in order."""
+    return [(name, entry['content']) for entry in files for name in [entry['name']] + list(entry.get('also_as') or [])]
+
+
 def checked_names(files):
     """The file names, refused (before anything is written) unless each is a plain name inside the directory."""
     names = []
-    for entry in files:
-        name = entry['name']
+    for name, content in expanded(files):
         if not name or name != os.path.basename(name) or name in ('.', '..') or name.startswith('.'):
             raise KorrigoError("report file name %r is not a plain file name inside the report directory" % name)
         names.append(name)
@@ -151,7 +163,8 @@ def write_reports(module):
     names = checked_names(params['files'])
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise KorrigoError('%s exists and is not a directory' % directory)
-    contents = [to_bytes(entry['content'], errors='surrogate_or_strict') for entry in params['files']]
+    contents = [data for entry in params['files']
+                for data in [to_bytes(entry['content'], errors='surrogate_or_strict')] * (1 + len(entry.get('also_as') or []))]
     written, unchanged, before, after = [], [], {}, {}
     for name, data in zip(names, contents):
         full = os.path.join(directory, name)
@@ -185,6 +198,7 @@ def main():
             files=dict(type='list', elements='dict', required=True, options=dict(
                 name=dict(type='str', required=True),
                 content=dict(type='str', required=True),
+                also_as=dict(type='list', elements='str', default=[]),
             )),
             mode=dict(type='raw', default='0640'),
             directory_mode=dict(type='raw', default='0750'),

@@ -36,3 +36,21 @@ def test_limits_are_validated():
     params = {'max_size_mb': 50, 'max_pages': 0, 'timeout': 30, 'parallel': 4, 'memory_limit_mb': 1024}
     with pytest.raises(KorrigoError):
         pdf.limits_from_params(params)
+
+
+def test_a_file_a_long_lived_child_dies_on_is_checked_again_alone(tmp_path):
+    """A batched child that dies (here: every 'serve' child crashes on its first job) does not decide the file's
+    verdict: the file is opened again in a child of its own, which gives the verdict it gets alone."""
+    import sys
+    fitz = pytest.importorskip('fitz')
+    good = tmp_path / 'good.pdf'
+    doc = fitz.open()
+    doc.new_page()
+    doc.save(str(good))
+    python = tmp_path / 'python'
+    python.write_text('#!/bin/sh\ncase " $* " in *" serve "*) read line; echo "MuPDF error" >&2; exit 3;; esac\n'
+                      'exec %s "$@"\n' % sys.executable)
+    python.chmod(0o755)
+    results = pdf.run_jobs([('check', str(good), None, None, 5)] * 2, LIMITS, parallel=1, python=str(python))
+    assert [r['verdict'] for r in results] == ['ok', 'ok']
+    assert all('_died' not in r for r in results)

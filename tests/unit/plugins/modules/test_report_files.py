@@ -19,7 +19,8 @@ class FakeModule(object):
         return changed
 
 
-FILES = [dict(name='triage-a-latest.json', content='{"a": 1}\n'), dict(name='triage-a-latest.md', content='# a\n')]
+FILES = [dict(name='triage-a-latest.json', content='{"a": 1}\n', also_as=[]),
+         dict(name='triage-a-latest.md', content='# a\n', also_as=[])]
 
 
 @pytest.mark.parametrize('name', ['../escape.json', 'sub/dir.md', '/etc/passwd', '..', '.hidden', ''])
@@ -58,3 +59,13 @@ def test_a_file_where_the_directory_should_be_is_refused(tmp_path):
     (tmp_path / 'reports').write_text('not a directory')
     with pytest.raises(KorrigoError, match='not a directory'):
         write_reports(FakeModule(tmp_path / 'reports', FILES))
+
+
+def test_also_as_writes_the_same_content_under_more_names(tmp_path):
+    files = [dict(name='triage-a-20261202T010203Z.json', content='{}\n', also_as=['triage-a-latest.json']),
+             dict(name='triage-a.md', content='# a\n', also_as=[])]
+    result = write_reports(FakeModule(tmp_path, files))
+    assert len(result['written']) == 3
+    assert (tmp_path / 'triage-a-latest.json').read_text() == (tmp_path / 'triage-a-20261202T010203Z.json').read_text()
+    with pytest.raises(KorrigoError, match='not a plain file name'):
+        checked_names([dict(name='a.json', content='x', also_as=['../b.json'])])

@@ -13,8 +13,9 @@ locks, 2 active, 3 free copies) and includes the commit (where Korrigo's deferre
 - ``statements``: statements the copylock task sent (pg_stat_statements calls in this database, before/after);
 - floors: ``statement`` (copylock's own statement sent by hand: guards, UNLOCK events, audit rows),
   ``floor_with_audit`` (the plainest hand-written statement doing the same work: DELETE, UPDATE, UNLOCK event
-  and core_auditlog row per lock, no guard), ``floor_without_audit`` (DELETE + UPDATE only), and ``row_by_row``
-  (the runbook's procedure as a Django shell runs it: one autocommitted round trip per row, per lock).
+  and core_auditlog row per lock with the same metadata, no guard, no row lock), ``floor_without_audit`` (DELETE +
+  UPDATE only), and ``row_by_row`` (the runbook's procedure as a Django shell runs it: one autocommitted round trip
+  per row, per lock).
 """
 import argparse
 import json
@@ -39,16 +40,28 @@ WITH released AS (DELETE FROM grading_copylock WHERE expires_at < now() RETURNIN
 UPDATE exams_copy c SET status = 'READY', locked_at = NULL, locked_by_id = NULL
   FROM released r WHERE c.id = r.copy_id AND c.status = 'LOCKED'
 """
+# The same rows as copylock writes: the UNLOCK event and the core_auditlog row with the same metadata (the lock, its
+# owner, the status before and after), as the plainest hand-written statement (no guard, no row lock, no result).
 FLOOR_WITH_AUDIT = """
-WITH released AS (DELETE FROM grading_copylock WHERE expires_at < now() RETURNING copy_id, owner_id),
+WITH released AS (DELETE FROM grading_copylock WHERE expires_at < now()
+                  RETURNING id, copy_id, owner_id, locked_at, expires_at),
 copies AS (UPDATE exams_copy c SET status = 'READY', locked_at = NULL, locked_by_id = NULL
-             FROM released r WHERE c.id = r.copy_id AND c.status = 'LOCKED' RETURNING c.id),
+             FROM released r WHERE c.id = r.copy_id AND c.status = 'LOCKED'
+           RETURNING c.id, r.id AS lock_id, r.owner_id, r.locked_at, r.expires_at),
 events AS (INSERT INTO grading_gradingevent (id, action, "timestamp", metadata, actor_id, copy_id)
-           SELECT gen_random_uuid(), 'UNLOCK', now(), '{"reason": "benchmark"}'::jsonb, %(actor)s, id FROM copies)
+           SELECT gen_random_uuid(), 'UNLOCK', now(),
+                  jsonb_build_object('remediation', 'korrigo.ops.copylock', 'reason', 'benchmark',
+                                     'lock_owner_id', owner_id, 'lock_expires_at', expires_at, 'forced', false),
+                  %(actor)s, id FROM copies)
 INSERT INTO core_auditlog ("timestamp", student_id, action, resource_type, resource_id, ip_address, user_agent,
                            metadata, user_id)
-SELECT now(), NULL, 'korrigo_ops.copylock.release', 'Copy', id::text, '127.0.0.1', 'benchmark',
-       '{"reason": "benchmark"}'::jsonb, %(actor)s FROM copies
+SELECT now(), NULL, 'korrigo_ops.copylock.release', 'Copy', c.id::text, '127.0.0.1', 'benchmark',
+       jsonb_build_object('remediation', 'korrigo.ops.copylock', 'reason', 'benchmark',
+                          'lock', jsonb_build_object('id', c.lock_id, 'owner', u.username, 'owner_id', c.owner_id,
+                                                     'locked_at', c.locked_at, 'expires_at', c.expires_at),
+                          'status_before', 'LOCKED', 'status_after', 'READY'),
+       %(actor)s
+  FROM copies c JOIN auth_user u ON u.id = c.owner_id
 """
 
 

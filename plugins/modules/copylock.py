@@ -134,12 +134,25 @@ from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
 
 DEFAULT_REASON = 'expired lock released by korrigo.ops'
 
+# The trail's metadata is built with the row lock (one materialization of the locked rows, not two); ``changes`` is
+# those rows when the guards pass, read in place by each change and trail CTE.
 RELEASE_TEMPLATE = """
 WITH {unknown_copies}, selected AS MATERIALIZED (
     SELECT l.id AS lock_id, l.copy_id, l.owner_id, u.username AS owner, l.locked_at, l.expires_at,
            l.expires_at < now() AS expired,
            extract(epoch FROM now() - l.expires_at)::float8 AS expired_since_seconds,
-           c.anonymous_id, c.status AS status_before
+           c.anonymous_id, c.status AS status_before,
+           CASE WHEN c.status = 'LOCKED' THEN 'READY' ELSE c.status END AS status_after,
+           jsonb_build_object('remediation', 'korrigo.ops.copylock', 'reason', %(reason)s::text,
+                              'lock_owner_id', l.owner_id, 'lock_expires_at', l.expires_at,
+                              'forced', NOT l.expires_at < now()) AS event_metadata,
+           jsonb_build_object('remediation', 'korrigo.ops.copylock', 'reason', %(reason)s::text,
+                              'lock', jsonb_build_object('id', l.id, 'owner', u.username,
+                                                         'owner_id', l.owner_id, 'locked_at', l.locked_at,
+                                                         'expires_at', l.expires_at),
+                              'status_before', c.status,
+                              'status_after', CASE WHEN c.status = 'LOCKED' THEN 'READY' ELSE c.status END)
+               AS audit_metadata
       FROM grading_copylock l
       JOIN exams_copy c ON c.id = l.copy_id
       JOIN auth_user u ON u.id = l.owner_id
@@ -153,21 +166,8 @@ WITH {unknown_copies}, selected AS MATERIALIZED (
      WHERE l.copy_id = ANY(%(copy_ids)s::uuid[]) AND l.expires_at >= now() AND NOT %(include_active)s
 ), guard AS (
     SELECT (SELECT count(*) FROM selected) AS n, (SELECT count(*) FROM unknown) AS unknown_n
-), changes AS MATERIALIZED (
-    SELECT s.*,
-           CASE WHEN s.status_before = 'LOCKED' THEN 'READY' ELSE s.status_before END AS status_after,
-           jsonb_build_object('remediation', 'korrigo.ops.copylock', 'reason', %(reason)s::text,
-                              'lock_owner_id', s.owner_id, 'lock_expires_at', s.expires_at,
-                              'forced', NOT s.expired) AS event_metadata,
-           jsonb_build_object('remediation', 'korrigo.ops.copylock', 'reason', %(reason)s::text,
-                              'lock', jsonb_build_object('id', s.lock_id, 'owner', s.owner,
-                                                         'owner_id', s.owner_id, 'locked_at', s.locked_at,
-                                                         'expires_at', s.expires_at),
-                              'status_before', s.status_before,
-                              'status_after', CASE WHEN s.status_before = 'LOCKED' THEN 'READY'
-                                                   ELSE s.status_before END) AS audit_metadata
-      FROM selected s, guard g
-     WHERE g.n <= %(max_changes)s AND g.unknown_n = 0
+), changes AS NOT MATERIALIZED (
+    SELECT s.* FROM selected s, guard g WHERE g.n <= %(max_changes)s AND g.unknown_n = 0
 ), released AS (
     DELETE FROM grading_copylock l USING changes ch WHERE l.id = ch.lock_id RETURNING l.id
 ), reconciled AS (

@@ -117,9 +117,12 @@ SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', '
 
 # Korrigo has no index on exams_copy.status: every copy is read for the count per status, and once more (both
 # parallel scans of two narrow columns) for the id of each copy in a status a finding looks at. The findings then
-# read only those copies, by primary key (``only_copy_ids``), instead of one more scan of the whole table each.
+# read only those copies, by primary key (``only_copy_ids``), instead of one more scan of the whole table each
+# (unless they are too many: MAX_IDS_BY_KEY).
 COPIES_SQL = "SELECT status, count(*) AS n FROM exams_copy GROUP BY status"
 COPY_IDS_SQL = "SELECT status, id::text AS copy_id FROM exams_copy WHERE status = ANY(%(statuses)s::text[])"
+# Most copy ids a finding is handed (read by primary key); above, the finding reads its status from the whole table.
+MAX_IDS_BY_KEY = 20000
 # The statuses each finding reads its copies from.
 FINDING_STATUSES = {
     'stuck_imports': ('STAGING',),
@@ -167,15 +170,12 @@ def statement(template, rules):
 
 
 # Each lock's copy by its primary key (OFFSET 0 keeps the lookup per lock: a hash join would read every copy).
+# Counts from the lock table alone; each lock's copy (by primary key) and owner only for the locks listed. Lists are
+# ordered by expiry (or age), then copy id.
 LOCKS_SQL = """
-WITH locks AS (
-    SELECT l.copy_id, c.anonymous_id, c.status AS copy_status, u.username AS owner, l.locked_at, l.expires_at,
-           l.expires_at < now() AS expired,
-           extract(epoch FROM now() - l.expires_at)::float8 AS expired_since_seconds,
-           extract(epoch FROM now() - l.locked_at)::float8 AS age_seconds
+WITH locks AS MATERIALIZED (
+    SELECT l.copy_id, l.owner_id, l.locked_at, l.expires_at, l.expires_at < now() AS expired
       FROM grading_copylock l
-     CROSS JOIN LATERAL (SELECT x.anonymous_id, x.status FROM exams_copy x WHERE x.id = l.copy_id OFFSET 0) c
-      JOIN auth_user u ON u.id = l.owner_id
 ), orphans AS (
     SELECT c.id AS copy_id, c.anonymous_id, c.locked_at, l.expires_at,
            CASE WHEN l.id IS NULL THEN 'no_lock' ELSE 'expired_lock' END AS reason
@@ -190,18 +190,26 @@ SELECT (SELECT count(*) FROM locks) AS total,
            AS older_than_threshold,
        (SELECT count(*) FROM orphans) AS locked_without_valid_lock,
        (SELECT count(*) FROM orphans WHERE reason = 'no_lock') AS locked_without_lock_row,
-       (SELECT coalesce(jsonb_object_agg(owner, n), '{}')
-          FROM (SELECT owner, count(*) AS n FROM locks WHERE expired GROUP BY owner) o) AS expired_by_owner,
-       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.expires_at, x.anonymous_id), '[]')
-          FROM (SELECT * FROM locks WHERE expired ORDER BY expires_at, anonymous_id LIMIT %(limit)s) x) AS expired,
-       (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.locked_at, x.anonymous_id), '[]')
+       (SELECT coalesce(jsonb_object_agg(u.username, o.n), '{}')
+          FROM (SELECT owner_id, count(*) AS n FROM locks WHERE expired GROUP BY owner_id) o
+          JOIN auth_user u ON u.id = o.owner_id) AS expired_by_owner,
+       (SELECT coalesce(jsonb_agg(@LOCK_ROW@ ORDER BY x.expires_at, x.copy_id), '[]')
+          FROM (SELECT * FROM locks WHERE expired ORDER BY expires_at, copy_id LIMIT %(limit)s) x
+          @LOCK_JOINS@) AS expired,
+       (SELECT coalesce(jsonb_agg(@LOCK_ROW@ ORDER BY x.locked_at, x.copy_id), '[]')
           FROM (SELECT * FROM locks WHERE locked_at < now() - make_interval(mins => %(lock_age)s)
-                 ORDER BY locked_at, anonymous_id LIMIT %(limit)s) x) AS old,
+                 ORDER BY locked_at, copy_id LIMIT %(limit)s) x
+          @LOCK_JOINS@) AS old,
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
           FROM (SELECT * FROM orphans ORDER BY anonymous_id LIMIT %(limit)s) x) AS locked_copies_without_valid_lock
-"""
+""".replace('@LOCK_ROW@', """jsonb_build_object(
+           'copy_id', x.copy_id, 'anonymous_id', c.anonymous_id, 'copy_status', c.status, 'owner', u.username,
+           'locked_at', x.locked_at, 'expires_at', x.expires_at, 'expired', x.expired,
+           'expired_since_seconds', extract(epoch FROM now() - x.expires_at)::float8,
+           'age_seconds', extract(epoch FROM now() - x.locked_at)::float8)""").replace('@LOCK_JOINS@', """
+          CROSS JOIN LATERAL (SELECT y.anonymous_id, y.status FROM exams_copy y WHERE y.id = x.copy_id OFFSET 0) c
+          LEFT JOIN auth_user u ON u.id = x.owner_id""")
 
-# PostgreSQL sorts NaN above every number, so NaN coordinates also fail the bounds tests.
 ANNOTATIONS_SQL = """
 WITH bad AS (
     SELECT a.id AS annotation_id, a.copy_id, c.anonymous_id, c.status AS copy_status, a.page_index,
@@ -236,23 +244,28 @@ def fetch(cursor, query, params=None):
 
 
 def scan_copies(cursor, subsets, facts):
-    """``copies_by_status`` (when asked) and {finding: ids of the copies it looks at} (for the findings asked)."""
+    """``copies_by_status`` (when asked) and {finding: ids of the copies it looks at, or None: it reads its
+    status from the whole table} for the findings asked."""
+    findings = [finding for finding in FINDING_STATUSES if finding in subsets]
+    if 'copies' not in subsets and not findings:
+        return {}
+    cursor.execute(COPIES_SQL)
+    by_status = dict((status, 0) for status in COPY_STATUSES)
+    for row in cursor.fetchall():
+        by_status[row['status']] = row['n']
     if 'copies' in subsets:
-        cursor.execute(COPIES_SQL)
-        by_status = dict((status, 0) for status in COPY_STATUSES)
-        for row in cursor.fetchall():
-            by_status[row['status']] = row['n']
         facts['copies_by_status'] = by_status
         facts['copies_total'] = sum(by_status.values())
-    wanted = sorted(set(status for finding, statuses in FINDING_STATUSES.items() if finding in subsets
-                        for status in statuses))
-    ids_of_status = {}
+    # Past MAX_IDS_BY_KEY copies, one more read of exams_copy costs less than sending and matching their ids.
+    by_key = [f for f in findings if sum(by_status.get(s, 0) for s in FINDING_STATUSES[f]) <= MAX_IDS_BY_KEY]
+    wanted = sorted(set(status for finding in by_key for status in FINDING_STATUSES[finding]))
+    ids_of_status = dict((status, []) for status in wanted)
     if wanted:
         cursor.execute(COPY_IDS_SQL, {'statuses': wanted})
         for row in cursor.fetchall():
-            ids_of_status.setdefault(row['status'], []).append(row['copy_id'])
-    return dict((finding, [i for status in statuses for i in ids_of_status.get(status, [])])
-                for finding, statuses in FINDING_STATUSES.items())
+            ids_of_status[row['status']].append(row['copy_id'])
+    return dict((finding, [i for status in FINDING_STATUSES[finding] for i in ids_of_status[status]]
+                 if finding in by_key else None) for finding in findings)
 
 
 def gather(cursor, rules, subsets, params):
@@ -267,7 +280,7 @@ def gather(cursor, rules, subsets, params):
     ids_of = scan_copies(cursor, subsets, facts)
 
     def only(finding):
-        return dict(query_params, only_copy_ids=ids_of[finding])
+        return dict(query_params, only_copy_ids=ids_of.get(finding))
 
     if 'stuck_imports' in subsets:
         facts['stuck_imports'] = fetch(cursor, statement(STUCK_IMPORTS_SQL, rules), only('stuck_imports'))

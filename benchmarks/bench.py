@@ -1,10 +1,11 @@
 """`make bench`: every scenario at scale, each against its floor in the same run; writes benchmarks/results.json and
 benchmarks/RESULTS.md (docs/benchmarks.md explains how to read them).
 
-Usage: python benchmarks/bench.py [--only read_path,locks,fleet,pdf] [--repeat 3] [--keep] [--quick]
+Usage: python benchmarks/bench.py [--only read_path,locks,fleet,pdf,work_lists] [--repeat 3] [--keep] [--quick]
                                   [--report-only]
 
-Each part is its own script (bench_read_path.py, bench_locks.py, bench_fleet.py, bench_pdf.py), run here as a
+Each part is its own script (bench_read_path.py, bench_locks.py, bench_fleet.py, bench_pdf.py,
+bench_work_lists.py), run here as a
 child printing JSON; results.json keeps them with the machine, the versions, the load average around each part and
 what else was running (the machine is shared). --quick runs every part at small N (development, not results).
 --report-only rewrites RESULTS.md from results.json.
@@ -27,12 +28,14 @@ PARTS = {
     'locks': ['bench_locks.py'],
     'fleet': ['bench_fleet.py'],
     'pdf': ['bench_pdf.py'],
+    'work_lists': ['bench_work_lists.py'],
 }
 QUICK = {
     'read_path': ['--copies', '20000', '--events', '100000', '--locks', '200', '--db', 'korrigo_bench_district_quick'],
     'locks': ['--counts', '100,1000', '--row-by-row-max', '1000'],
     'fleet': ['--schools', '1,2'],
     'pdf': ['--files', '40', '--rasterize', '10'],
+    'work_lists': ['--failed', '50', '--stuck', '20'],
 }
 
 

@@ -189,6 +189,40 @@ def pdf(part, out):
     out.append('')
 
 
+def work_lists(part, out):
+    out.append('## Incidents at scale: failed finalizations and stuck imports, one playbook run each')
+    out.append('')
+    out.append('`%s`; a Celery worker of the benchmark\'s own (the stack\'s worker code on the host, its own database, '
+               'media and Redis database).' % part.get('command'))
+    out.append('')
+    fin, imp = part.get('finalizations') or {}, part.get('imports') or {}
+    if fin:
+        out.append('- retry_failed_finalizations.yml: %s GRADING_FAILED and %s GRADING_IN_PROGRESS copies before, %s '
+                   'after; playbook %s s = the worker finalizing (the wait task) %s s + the collection\'s own %s s '
+                   '(selection, page-image checks, clamping, queueing, facts, report).' % (
+                       fin.get('failed_before'), fin.get('in_progress_before'), fin.get('after'),
+                       _fmt(fin.get('playbook_seconds')), _fmt(fin.get('worker_seconds')),
+                       _fmt(fin.get('collection_seconds'))))
+    if imp:
+        out.append('- recover_stuck_imports.yml: %s STAGING copies before (%s importable, %s to flag), %s after; '
+                   'playbook %s s, of which copy_import (checks and rasterizes every importable PDF itself, no '
+                   'worker) %s s and the rest %s s.' % (
+                       imp.get('staging_before'), imp.get('importable'), imp.get('flagged'), imp.get('after'),
+                       _fmt(imp.get('playbook_seconds')), _fmt(imp.get('copy_import_seconds')),
+                       _fmt(imp.get('rest_seconds'))))
+    for label, data in (('finalizations', fin), ('imports', imp)):
+        if data.get('tasks'):
+            out.append('')
+            out.append('<details><summary>%s: the longest tasks</summary>' % label)
+            out.append('')
+            out.append('| task | module | s |')
+            out.append('|---|---|---|')
+            for name, action, seconds in data['tasks']:
+                out.append(_row([name.replace('|', '/'), action, seconds]))
+            out.append('</details>')
+    out.append('')
+
+
 def write(results, path):
     out = ['# Benchmark results', '',
            'Written by `make bench` (benchmarks/bench.py) from benchmarks/results.json; how to read them: '
@@ -210,7 +244,8 @@ def write(results, path):
             name, _fmt([round(x, 1) for x in load[0]] if load[0] else None),
             _fmt([round(x, 1) for x in load[1]] if load[1] else None), '; '.join(others) or 'none above 5 % CPU'))
     out.append('')
-    for name, fn in (('read_path', read_path), ('locks', locks), ('fleet', fleet), ('pdf', pdf)):
+    for name, fn in (('read_path', read_path), ('locks', locks), ('fleet', fleet), ('pdf', pdf),
+                     ('work_lists', work_lists)):
         part = parts.get(name)
         if not part:
             continue

@@ -68,7 +68,7 @@ options:
     description:
       - Also count, under RV(normal_repeats), what only looks like duplicates among every event - copies with
         repeated annotation events by one teacher, and the groups the playbook's duplicate query would flag.
-      - That needs every event grouped by (copy, action, actor): the one full aggregation of the check (a few
+      - That needs every event grouped by (copy, action, actor), the one full aggregation of the check (a few
         seconds at a district's millions of events). The gaps and the other counts need only the IMPORT, VALIDATE,
         LOCK and FINALIZE events. The triage role turns it off; the two counts are then null.
     type: bool

@@ -116,7 +116,7 @@ options:
     type: str
   ping_timeout:
     description:
-      - Seconds to wait for the workers' replies to one ping (a broadcast: every reply is waited for this long).
+      - Seconds to wait for the workers' replies to one ping (a broadcast, so every ping waits this long).
         The workers' main process answers even while every child is busy; Celery's own C(inspect) waits 1 s.
     type: float
     default: 1.0

@@ -16,7 +16,7 @@ description:
   - Writes every file of O(files) into O(path) (created with O(directory_mode) when missing), each atomically
     (a temporary file in the same directory, then a rename), so a reader never sees half a report.
   - The roles keep each run's report (JSON, Markdown, HTML, under a name with the run's time, plus the C(latest)
-    ones) and the fleet summary with it. One module call replaces one M(ansible.builtin.copy) per file: at a
+    ones) and the fleet summary with it. One module call replaces one M(ansible.builtin.copy) per file; at a
     district's fifty schools that is the difference between seconds and a minute of report writing.
   - A file name is a plain name inside O(path); a name with a directory part, C(..) or a leading dot is refused
     before anything is written.
@@ -124,13 +124,13 @@ def expanded(files):
 def checked_names(files):
     """The file names, refused (before anything is written) unless each is a plain name inside the directory."""
     names = []
-    for name, content in expanded(files):
+    for name, _content in expanded(files):
         if not name or name != os.path.basename(name) or name in ('.', '..') or name.startswith('.'):
             raise KorrigoError("report file name %r is not a plain file name inside the report directory" % name)
         names.append(name)
     if len(set(names)) != len(names):
-        raise KorrigoError('report file names repeat: %s' % ', '.join(sorted(n for n in set(names)
-                                                                          if names.count(n) > 1)))
+        repeated = sorted(n for n in set(names) if names.count(n) > 1)
+        raise KorrigoError('report file names repeat: %s' % ', '.join(repeated))
     return names
 
 

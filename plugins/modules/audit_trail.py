@@ -177,11 +177,17 @@ from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
 # What its statements read (and, recording notes, write): named when a lock wait gives up.
 AUDIT_TABLES = ('core_auditlog', 'grading_gradingevent', 'exams_copy', 'grading_copylock')
 
+# Every per-copy count of the summary in one pass over ev (the creation paths are constants of module_utils/creation).
+EV_SUMMARY = "(SELECT count(*) AS copies, jsonb_build_object(" + ", ".join(
+    "'%s', count(*) FILTER (WHERE creation_path = '%s')" % (path, path) for path in CREATION_PATHS) + """) AS by_path,
+           count(*) FILTER (WHERE finalize_failed > 0) AS failed_attempts,
+           count(*) FILTER (WHERE status = 'GRADED' AND finalize_ok = 0 AND single_failure) AS success_hidden
+      FROM ev)"""
+
 SUMMARY_COLUMNS = """
-       (SELECT count(*) FROM ev) AS copies_checked,
+       s.copies AS copies_checked,
        (SELECT count(DISTINCT copy_id) FROM gaps) AS copies_with_gaps,
-       (SELECT coalesce(jsonb_object_agg(creation_path, n), jsonb_build_object())
-          FROM (SELECT creation_path, count(*) AS n FROM ev GROUP BY creation_path) p) AS copies_by_creation_path,
+       s.by_path AS copies_by_creation_path,
        (SELECT coalesce(jsonb_object_agg(kind, n), jsonb_build_object()) FROM (SELECT kind, count(*) AS n FROM gaps GROUP BY kind) k)
            AS gap_counts,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', x.copy_id, 'anonymous_id', x.anonymous_id,
@@ -189,20 +195,19 @@ SUMMARY_COLUMNS = """
                                                      'kind', x.kind, 'missing', x.missing, 'rule', x.rule,
                                                      'noted', x.noted) ORDER BY x.anonymous_id, x.kind), '[]')
           FROM (SELECT * FROM noted ORDER BY anonymous_id, kind LIMIT %(list_limit)s) x) AS gaps,
-       (SELECT jsonb_build_object(
-           'copies_with_failed_attempts', count(*) FILTER (WHERE finalize_failed > 0),
-           'success_hidden_by_get_or_create', count(*) FILTER (WHERE status = 'GRADED' AND finalize_ok = 0
-                                                                AND single_failure),
+       jsonb_build_object(
+           'copies_with_failed_attempts', s.failed_attempts,
+           'success_hidden_by_get_or_create', s.success_hidden,
            'copies_with_repeated_annotation_events',
                CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM annotation_repeats) END,
            'playbook_duplicate_groups', CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM grp WHERE n > 1) END)
-          FROM ev WHERE finalize_failed > 0) AS normal_repeats"""
+           AS normal_repeats"""
 
 # work_mem for this transaction only: the one aggregation over every event (grouped by action, actor, copy) and the
 # per-copy counts stay in memory instead of sorting 5M rows on disk (read-only report; the record statement too).
 WORK_MEM = "SET LOCAL work_mem = '64MB';\n"
 
-REPORT_TEMPLATE = WORK_MEM + "WITH " + GAPS_CTES + "\nSELECT " + SUMMARY_COLUMNS
+REPORT_TEMPLATE = WORK_MEM + "WITH " + GAPS_CTES + "\nSELECT " + SUMMARY_COLUMNS + "\n  FROM " + EV_SUMMARY + " s"
 
 RECORD_TEMPLATE = WORK_MEM + "WITH " + GAPS_CTES + """, selected AS MATERIALIZED (
     SELECT * FROM noted WHERE NOT noted
@@ -225,7 +230,7 @@ SELECT g.n AS selected, (SELECT count(*) FROM audit) AS audit_rows,
             'after', jsonb_build_object('status', ch.status, 'noted', true)) ORDER BY ch.anonymous_id, ch.kind), '[]')
           FROM (SELECT * FROM changes ORDER BY anonymous_id, kind LIMIT %(actions_limit)s) ch) AS actions,
 """ + SUMMARY_COLUMNS + """
-  FROM guard g
+  FROM guard g, """ + EV_SUMMARY + """ s
 """
 
 

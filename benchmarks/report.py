@@ -149,9 +149,9 @@ def fleet(part, out):
     locks_1k = ((part.get('_all_parts') or {}).get('locks') or {}).get('by_n', {}).get('1000') or {}
     playbook, empty = _m(locks_1k, 'playbook'), _m(fixed, 'empty')
     if playbook and empty:
+        own = playbook - empty
         out.append('release_expired_locks.yml at 1k expired locks (locks part) %.2f s - empty play %.2f s = the '
-                   'collection\'s tasks %.2f s (target <= 1.5 s: %s).' % (playbook, empty, playbook - empty,
-                                                                         _holds(playbook - empty <= 1.5)))
+                   'collection\'s tasks %.2f s (target <= 1.5 s: %s).' % (playbook, empty, own, _holds(own <= 1.5)))
         out.append('')
     rows = part.get('fleet') or {}
     if rows:

@@ -105,7 +105,9 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import finalizations_ctes, stuck_imports_ctes
+from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import (
+    OUT_OF_BOUNDS_SQL, finalizations_ctes, stuck_imports_ctes,
+)
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     jsonable, korrigo_common_argument_spec, read_only_session,
 )
@@ -210,13 +212,15 @@ SELECT (SELECT count(*) FROM locks) AS total,
           CROSS JOIN LATERAL (SELECT y.anonymous_id, y.status FROM exams_copy y WHERE y.id = x.copy_id OFFSET 0) c
           LEFT JOIN auth_user u ON u.id = x.owner_id""")
 
+# Out-of-bounds annotations (the rule of module_utils/copy_rules): counted first, one parallel read of every
+# annotation; listed, with their copies, only when there are any (usually none).
+ANNOTATIONS_COUNT_SQL = "SELECT count(*) AS n FROM grading_annotation a WHERE " + OUT_OF_BOUNDS_SQL
 ANNOTATIONS_SQL = """
 WITH bad AS (
     SELECT a.id AS annotation_id, a.copy_id, c.anonymous_id, c.status AS copy_status, a.page_index,
            a.x, a.y, a.w, a.h, a.type, a.score_delta
       FROM grading_annotation a JOIN exams_copy c ON c.id = a.copy_id
-     WHERE a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
-        OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h)
+     WHERE """ + OUT_OF_BOUNDS_SQL + """
 )
 SELECT (SELECT count(*) FROM bad) AS out_of_bounds_total,
        (SELECT count(DISTINCT copy_id) FROM bad) AS copies_affected,
@@ -289,7 +293,10 @@ def gather(cursor, rules, subsets, params):
     if 'locks' in subsets:
         facts['locks'] = fetch(cursor, LOCKS_SQL, only('locks'))
     if 'annotations' in subsets:
-        facts['annotations'] = fetch(cursor, ANNOTATIONS_SQL, query_params)
+        if fetch(cursor, ANNOTATIONS_COUNT_SQL)['n']:
+            facts['annotations'] = fetch(cursor, ANNOTATIONS_SQL, query_params)
+        else:
+            facts['annotations'] = {'out_of_bounds_total': 0, 'copies_affected': 0, 'out_of_bounds': []}
     if params.get('watch_copy_ids'):
         facts['watched'] = fetch(cursor, WATCHED_SQL, {'copy_ids': params['watch_copy_ids']})['copies']
     if params.get('remediation_user'):

@@ -64,13 +64,6 @@ def upload_time_sql(rules):
     return UPLOAD_TIME_SQL if rules.get('individual_upload') else 'NULL::timestamptz'
 
 
-def arrival_time_sql(rules):
-    """SQL for the time a copy (``c``) arrived: import event, else individual upload (HEAD only)."""
-    if rules.get('individual_upload'):
-        return 'coalesce(%s, %s)' % (IMPORT_TIME_SQL, UPLOAD_TIME_SQL)
-    return IMPORT_TIME_SQL
-
-
 # Which events each path must have, per Korrigo version: (path, version) -> set of rules that apply.
 #   import:   IMPORT always; VALIDATE once past STAGING (a person validated it).
 #   batch:    VALIDATE past STAGING on 8f16b75 only (HEAD auto-validates without an event).

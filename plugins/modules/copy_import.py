@@ -185,8 +185,7 @@ from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import PAGES_COUNT_SQL
-from ansible_collections.korrigo.ops.plugins.module_utils.creation import arrival_time_sql
+from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import PAGES_COUNT_SQL, stuck_imports_ctes
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     close_quietly, connect, korrigo_common_argument_spec, korrigo_guard_argument_spec, psycopg2, read_only_session,
     sql,
@@ -209,20 +208,17 @@ IMPORT_ACTION = 'korrigo_ops.copy_import.reimport'
 # Pages of a copy: the sum of its booklets' pages_images lengths (0 when it has no booklet): copy_rules, one home.
 PAGES_EXPR = PAGES_COUNT_SQL
 
+# The stuck-import rule is copy_rules' (staging -> unpaged -> stuck, the same as korrigo_facts and copy_dossier):
+# only STAGING copies are read, and only those without pages have their arrival looked up. Listed: the stuck ones,
+# or, for explicit copy_ids, every one of them without pages whatever its age; the other copy_ids are skipped.
 SELECT_TEMPLATE = """
-WITH {unknown},
-stuck AS (
-    SELECT c.id AS copy_id, c.anonymous_id, c.pdf_source, c.status, {pages} AS pages,
+WITH {unknown}, {stuck_ctes},
+listed AS (
+    SELECT u.copy_id, u.anonymous_id, u.pdf_source, u.imported_at,
            (SELECT e.metadata ->> 'filename' FROM grading_gradingevent e
-             WHERE e.copy_id = c.id AND e.action = 'IMPORT' ORDER BY e."timestamp" LIMIT 1) AS filename,
-           {arrival} AS imported_at
-      FROM exams_copy c
-     WHERE (%(all_copies)s OR c.id = ANY(%(copy_ids)s::uuid[]))
-), listed AS (
-    SELECT s.* FROM stuck s
-     WHERE s.status = 'STAGING' AND s.pages = 0
-       AND (cardinality(%(copy_ids)s::uuid[]) > 0
-            OR s.imported_at IS NULL OR s.imported_at < now() - make_interval(mins => %(stuck_after)s))
+             WHERE e.copy_id = u.copy_id AND e.action = 'IMPORT' ORDER BY e."timestamp" LIMIT 1) AS filename
+      FROM unpaged u
+     WHERE cardinality(%(copy_ids)s::uuid[]) > 0 OR u.copy_id IN (SELECT s.copy_id FROM stuck s)
 )
 SELECT (SELECT count(*) FROM unknown) AS unknown_n,
        (SELECT coalesce(jsonb_agg(copy_id ORDER BY copy_id), '[]') FROM unknown) AS unknown_ids,
@@ -230,13 +226,13 @@ SELECT (SELECT count(*) FROM unknown) AS unknown_n,
                                                      'pdf_source', l.pdf_source, 'filename', l.filename,
                                                      'imported_at', l.imported_at)
                                   ORDER BY l.anonymous_id), '[]') FROM listed l) AS candidates,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', s.copy_id, 'anonymous_id', s.anonymous_id,
-                                                     'status', s.status, 'pages', s.pages,
-                                                     'reason', CASE WHEN s.status <> 'STAGING' THEN 'not STAGING'
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', c.id, 'anonymous_id', c.anonymous_id,
+                                                     'status', c.status, 'pages', {pages},
+                                                     'reason', CASE WHEN c.status <> 'STAGING' THEN 'not STAGING'
                                                                     ELSE 'has pages (awaiting validation)' END)
-                                  ORDER BY s.anonymous_id), '[]')
-          FROM stuck s WHERE cardinality(%(copy_ids)s::uuid[]) > 0
-                         AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.copy_id = s.copy_id)) AS skipped
+                                  ORDER BY c.anonymous_id), '[]')
+          FROM exams_copy c WHERE c.id = ANY(%(copy_ids)s::uuid[])
+                              AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.copy_id = c.id)) AS skipped
 """
 
 # One statement: re-checks that each copy is still stuck (locking it), counts the changes against max_changes,
@@ -322,9 +318,9 @@ SELECT g.n AS selected,
 
 
 def select_statement(rules):
-    """The stuck copies; an individual upload's age is its exams_exampdf upload time (module_utils/creation)."""
+    """The stuck copies by copy_rules' rule; an individual upload's age is its exams_exampdf upload time."""
     return sql.SQL(SELECT_TEMPLATE).format(unknown=sql.SQL(UNKNOWN_COPIES_CTES), pages=sql.SQL(PAGES_EXPR),
-                                           arrival=sql.SQL(arrival_time_sql(rules)))
+                                           stuck_ctes=sql.SQL(stuck_imports_ctes(rules)))
 
 
 def apply_statement():
@@ -479,7 +475,7 @@ def select_stuck(params, copy_ids):
     with read_only_session(params, APPLICATION_NAME, 'reading the stuck copies failed',
                            tables=('exams_copy', 'exams_booklet', 'exams_copy_booklets')) as (cursor, rules):
         cursor.execute(select_statement(rules), {
-            'copy_ids': copy_ids, 'all_copies': not copy_ids, 'stuck_after': params['stuck_after_minutes'],
+            'copy_ids': copy_ids, 'only_copy_ids': copy_ids or None, 'stuck_after': params['stuck_after_minutes'],
         })
         return cursor.fetchone()
 

@@ -40,6 +40,14 @@ PAGES_COUNT_SQL = """(SELECT coalesce(sum(""" + BOOKLET_PAGES_SQL + """), 0)
               FROM exams_copy_booklets cb JOIN exams_booklet b ON b.id = cb.booklet_id
              WHERE cb.copy_id = c.id)"""
 
+
+
+def finalize_failed_sql(alias):
+    """SQL: FINALIZE event ``alias`` recorded a failure (finalize's except branch writes metadata.success=false;
+    any other FINALIZE records a success). NULL when the event has no success key: coalesce for a boolean."""
+    return "%s.metadata -> 'success' = 'false'::jsonb" % alias
+
+
 OUT_OF_BOUNDS_SQL = """(a.x < 0 OR a.y < 0 OR a.w < 0 OR a.h < 0 OR a.x + a.w > 1 OR a.y + a.h > 1
                     OR 'NaN'::float8 IN (a.x, a.y, a.w, a.h))"""
 
@@ -79,13 +87,13 @@ _FINALIZATIONS_CTES = """failing AS (
              WHERE a.copy_id = c.id AND @OUT_OF_BOUNDS@) AS out_of_bounds_annotations
       FROM exams_copy c
       LEFT JOIN LATERAL (
-           SELECT count(*) FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS failure_events,
-                  count(*) FILTER (WHERE e.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb) AS success_events,
-                  max(e."timestamp") FILTER (WHERE e.metadata -> 'success' = 'false'::jsonb) AS last_failure_at,
+           SELECT count(*) FILTER (WHERE @E_FAILED@) AS failure_events,
+                  count(*) FILTER (WHERE NOT coalesce(@E_FAILED@, false)) AS success_events,
+                  max(e."timestamp") FILTER (WHERE @E_FAILED@) AS last_failure_at,
                   (SELECT coalesce(max(n), 0) FROM (
                        SELECT count(*) AS n FROM grading_gradingevent x
                         WHERE x.copy_id = c.id AND x.action = 'FINALIZE'
-                          AND x.metadata -> 'success' = 'false'::jsonb GROUP BY x.actor_id) per_actor)
+                          AND @X_FAILED@ GROUP BY x.actor_id) per_actor)
                       AS max_failures_same_actor
              FROM grading_gradingevent e
             WHERE e.copy_id = c.id AND e.action = 'FINALIZE') f ON true
@@ -111,8 +119,10 @@ _FINALIZATIONS_CTES = """failing AS (
 
 def _fill(template, rules=None):
     text = (template.replace('@CREATION_PATH@', CREATION_PATH_SQL).replace('@PAGES_IMAGES@', PAGES_IMAGES_SQL)
-            .replace('@PAGES_COUNT@', PAGES_COUNT_SQL).replace('@BOOKLET_PAGES@', BOOKLET_PAGES_SQL).replace('@OUT_OF_BOUNDS@', OUT_OF_BOUNDS_SQL)
-            .replace('@ONLY_COPIES@', ONLY_COPIES))
+            .replace('@PAGES_COUNT@', PAGES_COUNT_SQL).replace('@BOOKLET_PAGES@', BOOKLET_PAGES_SQL)
+            .replace('@OUT_OF_BOUNDS@', OUT_OF_BOUNDS_SQL)
+            .replace('@ONLY_COPIES@', ONLY_COPIES).replace('@E_FAILED@', finalize_failed_sql('e'))
+            .replace('@X_FAILED@', finalize_failed_sql('x')))
     if '@UPLOAD_TIME@' in text:
         # The IMPORT event's time is read anyway (arrival): "has an IMPORT event" is that it is not NULL, rather
         # than a second look at the events (which the planner may turn into a scan of every IMPORT event).

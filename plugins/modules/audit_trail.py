@@ -203,8 +203,8 @@ SUMMARY_COLUMNS = """
            'playbook_duplicate_groups', CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM grp WHERE n > 1) END)
            AS normal_repeats"""
 
-# work_mem for this transaction only: the one aggregation over every event (grouped by action, actor, copy) and the
-# per-copy counts stay in memory instead of sorting 5M rows on disk (read-only report; the record statement too).
+# work_mem for this transaction only: the per-copy counts of the trail events (and, with count_repeats, the grouping
+# of every event by action, actor and copy) stay in memory rather than spilling to disk (report and record alike).
 WORK_MEM = "SET LOCAL work_mem = '64MB';\n"
 
 REPORT_TEMPLATE = WORK_MEM + "WITH " + GAPS_CTES + "\nSELECT " + SUMMARY_COLUMNS + "\n  FROM " + EV_SUMMARY + " s"

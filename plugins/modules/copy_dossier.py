@@ -155,7 +155,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import (
-    PAGES_IMAGES_SQL, finalizations_ctes, is_repairable, pages_verdict, stuck_imports_ctes,
+    PAGES_IMAGES_SQL, finalizations_ctes, finalize_failed_sql, is_repairable, pages_verdict, stuck_imports_ctes,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import copy_gaps
 from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATH_SQL
@@ -198,7 +198,7 @@ SELECT c.id AS copy_id, c.anonymous_id, c.status, c.grading_retries, c.grading_e
          WHERE v.copy_id = c.id AND v.action = 'VALIDATE' ORDER BY v."timestamp" DESC LIMIT 1) AS validated_by,
        (SELECT u.username FROM grading_gradingevent v JOIN auth_user u ON u.id = v.actor_id
          WHERE v.copy_id = c.id AND v.action = 'FINALIZE'
-           AND v.metadata -> 'success' IS DISTINCT FROM 'false'::jsonb ORDER BY v."timestamp" DESC LIMIT 1) AS graded_by,
+           AND NOT coalesce(@V_FAILED@, false) ORDER BY v."timestamp" DESC LIMIT 1) AS graded_by,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('booklet_id', b.id, 'start_page', b.start_page,
                                                      'end_page', b.end_page, 'pages_images', b.pages_images)
                                   ORDER BY b.start_page), '[]')
@@ -233,7 +233,8 @@ SELECT c.id AS copy_id, c.anonymous_id, c.status, c.grading_retries, c.grading_e
 def dossier_statement(rules):
     """The one statement that reads every dossier (constants only; no input in the text)."""
     return (DOSSIER_SQL.replace('@STUCK@', stuck_imports_ctes(rules)).replace('@FINAL@', finalizations_ctes())
-            .replace('@CREATION_PATH@', CREATION_PATH_SQL).replace('@PAGES_IMAGES@', PAGES_IMAGES_SQL))
+            .replace('@CREATION_PATH@', CREATION_PATH_SQL).replace('@PAGES_IMAGES@', PAGES_IMAGES_SQL)
+            .replace('@V_FAILED@', finalize_failed_sql('v')))
 
 
 def parse_ids(values):

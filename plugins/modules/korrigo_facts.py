@@ -106,7 +106,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import (
-    OUT_OF_BOUNDS_SQL, finalizations_ctes, stuck_imports_ctes,
+    ONLY_COPIES, OUT_OF_BOUNDS_SQL, finalizations_ctes, stuck_imports_ctes,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     jsonable, korrigo_common_argument_spec, read_only_session,
@@ -149,8 +149,6 @@ SELECT (SELECT count(*) FROM staging) AS staging_total,
           FROM (SELECT * FROM stuck ORDER BY imported_at NULLS FIRST, anonymous_id LIMIT %(limit)s) x) AS stuck
 """
 
-# work_mem for this read-only transaction only: the per-copy count of successful FINALIZE events (~1 per graded
-# copy) fits in memory instead of spilling to disk in 40 batches (3 s -> 1 s on 1M copies, 2 cores).
 FINALIZATIONS_SQL = """
 WITH @FINALIZATIONS_CTES@
 SELECT (SELECT count(*) FROM decided WHERE status = 'GRADING_FAILED') AS failed_total,
@@ -171,9 +169,8 @@ def statement(template, rules):
             .replace('@FINALIZATIONS_CTES@', finalizations_ctes()))
 
 
-# Each lock's copy by its primary key (OFFSET 0 keeps the lookup per lock: a hash join would read every copy).
-# Counts from the lock table alone; each lock's copy (by primary key) and owner only for the locks listed. Lists are
-# ordered by expiry (or age), then copy id.
+# Counts from the lock table alone; each listed lock's copy by its primary key (OFFSET 0 keeps the lookup per lock:
+# a hash join would read every copy) and its owner. Lists are ordered by expiry (or age), then copy id.
 LOCKS_SQL = """
 WITH locks AS MATERIALIZED (
     SELECT l.copy_id, l.owner_id, l.locked_at, l.expires_at, l.expires_at < now() AS expired
@@ -182,8 +179,7 @@ WITH locks AS MATERIALIZED (
     SELECT c.id AS copy_id, c.anonymous_id, c.locked_at, l.expires_at,
            CASE WHEN l.id IS NULL THEN 'no_lock' ELSE 'expired_lock' END AS reason
       FROM exams_copy c LEFT JOIN grading_copylock l ON l.copy_id = c.id
-     WHERE c.status = 'LOCKED' AND (%(only_copy_ids)s::uuid[] IS NULL OR c.id = ANY(%(only_copy_ids)s::uuid[]))
-       AND (l.id IS NULL OR l.expires_at < now())
+     WHERE c.status = 'LOCKED' AND @ONLY_COPIES@ AND (l.id IS NULL OR l.expires_at < now())
 )
 SELECT (SELECT count(*) FROM locks) AS total,
        (SELECT count(*) FROM locks WHERE NOT expired) AS active,
@@ -204,7 +200,7 @@ SELECT (SELECT count(*) FROM locks) AS total,
           @LOCK_JOINS@) AS old,
        (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.anonymous_id), '[]')
           FROM (SELECT * FROM orphans ORDER BY anonymous_id LIMIT %(limit)s) x) AS locked_copies_without_valid_lock
-""".replace('@LOCK_ROW@', """jsonb_build_object(
+""".replace('@ONLY_COPIES@', ONLY_COPIES).replace('@LOCK_ROW@', """jsonb_build_object(
            'copy_id', x.copy_id, 'anonymous_id', c.anonymous_id, 'copy_status', c.status, 'owner', u.username,
            'locked_at', x.locked_at, 'expires_at', x.expires_at, 'expired', x.expired,
            'expired_since_seconds', extract(epoch FROM now() - x.expires_at)::float8,

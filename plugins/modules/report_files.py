@@ -116,26 +116,25 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 
 
-def expanded(files):
-    """[(name, content)] of every file, ``also_as`` names included, in order."""
-    return [(name, entry['content']) for entry in files for name in [entry['name']] + list(entry.get('also_as') or [])]
-
-
-def checked_names(files):
-    """The file names, refused (before anything is written) unless each is a plain name inside the directory."""
-    names = []
-    for name, _content in expanded(files):
-        if not name or name != os.path.basename(name) or name in ('.', '..') or name.startswith('.'):
-            raise KorrigoError("report file name %r is not a plain file name inside the report directory" % name)
-        names.append(name)
-    if len(set(names)) != len(names):
-        repeated = sorted(n for n in set(names) if names.count(n) > 1)
+def planned_files(files):
+    """[(name, bytes)] of every file, ``also_as`` names included, in order; refused (before anything is written)
+    unless each name is a plain file name inside the directory, and each is written once."""
+    planned = []
+    for entry in files:
+        data = to_bytes(entry['content'], errors='surrogate_or_strict')
+        for name in [entry['name']] + list(entry.get('also_as') or []):
+            if not name or name != os.path.basename(name) or name in ('.', '..') or name.startswith('.'):
+                raise KorrigoError("report file name %r is not a plain file name inside the report directory" % name)
+            planned.append((name, data))
+    names = [name for name, _data in planned]
+    repeated = sorted(n for n in set(names) if names.count(n) > 1)
+    if repeated:
         raise KorrigoError('report file names repeat: %s' % ', '.join(repeated))
-    return names
+    return planned
 
 
 def state_of(path):
-    """(size, sha1) of the file at ``path``, or None when there is none."""
+    """{size, sha1} of the file at ``path``, or None when there is none."""
     try:
         with open(path, 'rb') as handle:
             data = handle.read()
@@ -145,46 +144,45 @@ def state_of(path):
 
 
 def write_atomically(module, directory, name, data, mode):
+    """A temporary file in the same directory, then AnsibleModule.atomic_move (rename, SELinux context kept)."""
+    dest = os.path.join(directory, name)
     handle, temporary = tempfile.mkstemp(prefix='.%s.' % name, dir=directory)
     try:
         with os.fdopen(handle, 'wb') as out:
             out.write(data)
-        os.rename(temporary, os.path.join(directory, name))
     except (IOError, OSError) as err:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise KorrigoError('cannot write %s: %s' % (os.path.join(directory, name), err))
-    module.set_mode_if_different(os.path.join(directory, name), mode, False)
+        os.unlink(temporary)
+        raise KorrigoError('cannot write %s: %s' % (dest, err))
+    module.atomic_move(temporary, dest)
+    module.set_mode_if_different(dest, mode, False)
 
 
 def write_reports(module):
     params = module.params
     directory = params['path']
-    names = checked_names(params['files'])
+    planned = planned_files(params['files'])
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise KorrigoError('%s exists and is not a directory' % directory)
-    contents = [data for entry in params['files']
-                for data in [to_bytes(entry['content'], errors='surrogate_or_strict')] * (1 + len(entry.get('also_as') or []))]
-    written, unchanged, before, after = [], [], {}, {}
-    for name, data in zip(names, contents):
+    to_write, unchanged, before, after = [], [], {}, {}
+    for name, data in planned:
         full = os.path.join(directory, name)
         old = state_of(full)
         new = {'size': len(data), 'sha1': hashlib.sha1(data).hexdigest()}
         if old == new:
             unchanged.append(full)
             continue
-        written.append(full)
+        to_write.append((name, data))
         before[name], after[name] = old or 'absent', new
-    if written and not module.check_mode:
+    if to_write and not module.check_mode:
         if not os.path.isdir(directory):
             try:
                 os.makedirs(directory)
             except OSError as err:
                 raise KorrigoError('cannot create the report directory %s: %s' % (directory, err))
             module.set_mode_if_different(directory, params['directory_mode'], False)
-        for name, data in zip(names, contents):
-            if os.path.join(directory, name) in written:
-                write_atomically(module, directory, name, data, params['mode'])
+        for name, data in to_write:
+            write_atomically(module, directory, name, data, params['mode'])
+    written = [os.path.join(directory, name) for name, _data in to_write]
     result = dict(changed=bool(written), written=written, unchanged=unchanged, path=directory)
     if module._diff:
         result['diff'] = {'before': before, 'after': after}

@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
-from ansible_collections.korrigo.ops.plugins.modules.report_files import checked_names, write_reports
+from ansible_collections.korrigo.ops.plugins.modules.report_files import planned_files, write_reports
 
 
 class FakeModule(object):
@@ -13,6 +13,9 @@ class FakeModule(object):
         self.params = dict(path=str(path), files=files, mode='0640', directory_mode='0750')
         self.check_mode = check_mode
         self._diff = diff
+
+    def atomic_move(self, src, dest):
+        os.rename(src, dest)
 
     def set_mode_if_different(self, path, mode, changed):
         os.chmod(path, int(mode, 8))
@@ -26,12 +29,12 @@ FILES = [dict(name='triage-a-latest.json', content='{"a": 1}\n', also_as=[]),
 @pytest.mark.parametrize('name', ['../escape.json', 'sub/dir.md', '/etc/passwd', '..', '.hidden', ''])
 def test_names_outside_the_directory_are_refused(name):
     with pytest.raises(KorrigoError):
-        checked_names([dict(name=name, content='x')])
+        planned_files([dict(name=name, content='x')])
 
 
 def test_repeated_names_are_refused():
     with pytest.raises(KorrigoError, match='repeat'):
-        checked_names([dict(name='a.md', content='x'), dict(name='a.md', content='y')])
+        planned_files([dict(name='a.md', content='x'), dict(name='a.md', content='y')])
 
 
 def test_check_mode_writes_nothing_but_says_what_would_be_written(tmp_path):
@@ -68,4 +71,4 @@ def test_also_as_writes_the_same_content_under_more_names(tmp_path):
     assert len(result['written']) == 3
     assert (tmp_path / 'triage-a-latest.json').read_text() == (tmp_path / 'triage-a-20261202T010203Z.json').read_text()
     with pytest.raises(KorrigoError, match='not a plain file name'):
-        checked_names([dict(name='a.json', content='x', also_as=['../b.json'])])
+        planned_files([dict(name='a.json', content='x', also_as=['../b.json'])])

@@ -112,12 +112,8 @@ def fleet(schools, repeat, locks):
 
 
 def drop(n_max):
-    conn = psycopg2.connect(common.ADMIN_DSN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for i in range(1, n_max + 1):
-            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % school_db(i))
-    conn.close()
+    for i in range(1, n_max + 1):
+        migrate.drop_database(common.ADMIN_DSN, school_db(i))
     shutil.rmtree(FLEET_DIR, ignore_errors=True)
 
 

@@ -242,11 +242,7 @@ def main(argv=None):
         print('  locks N=%d done' % count, file=sys.stderr)
     result['load_after'] = common.load_average()
     if not opts.keep:
-        conn = psycopg2.connect(common.ADMIN_DSN)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % opts.db)
-        conn.close()
+        migrate.drop_database(common.ADMIN_DSN, opts.db)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -185,11 +185,7 @@ def main(argv=None):
         stop_worker(worker)
     result['load_after'] = common.load_average()
     if not opts.keep:
-        conn = psycopg2.connect(common.ADMIN_DSN)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % DB)
-        conn.close()
+        migrate.drop_database(common.ADMIN_DSN, DB)
         shutil.rmtree(WORK_DIR, ignore_errors=True)
     print(json.dumps(result, indent=1))
     return 0

@@ -198,11 +198,7 @@ def seed_district(db=DEFAULT_DB, copies=1000000, events=5000000, locks=10000, ke
 
 
 def drop(db=DEFAULT_DB, admin_dsn=ADMIN_DSN):
-    conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % db)
-    conn.close()
+    migrate.drop_database(admin_dsn, db)
 
 
 def main(argv=None):

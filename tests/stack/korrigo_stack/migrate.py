@@ -235,6 +235,19 @@ def create_database(admin_dsn, name, version, drop=False):
     return dsn
 
 
+def drop_database(admin_dsn, name):
+    """Drop database ``name`` (if present) on the server of ``admin_dsn``, closing its sessions."""
+    from psycopg2 import sql
+
+    admin = common.connect(admin_dsn)
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        admin.close()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python3 -m korrigo_stack.migrate", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--dsn", default=None, help="default: $DATABASE_URL or %s" % common.DEFAULT_DSN)

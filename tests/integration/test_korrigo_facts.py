@@ -33,3 +33,33 @@ def test_list_limit_caps_the_lists_not_the_totals(korrigo):
     korrigo.seed('locks')
     gathered = facts(korrigo, gather_subset=['all'], list_limit=1)
     assert len(gathered['locks']['expired']) == 1 and gathered['locks']['expired_total'] == 5
+
+
+def test_findings_read_by_primary_key_or_from_the_table_agree(korrigo, monkeypatch):
+    """korrigo_facts hands each finding the ids of its copies, or (above MAX_IDS_BY_KEY) lets it read its status
+    from the whole table: both give the same facts, on every creation path and scenario seeded together."""
+    import psycopg2
+    import psycopg2.extras
+    from conftest import dsn_for
+    from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
+    from ansible_collections.korrigo.ops.plugins.modules import korrigo_facts
+
+    for scenario in ('baseline', 'locks', 'finalization', 'import_stuck', 'audit'):
+        korrigo.seed(scenario)
+    params = dict(stuck_after_minutes=5, lock_age_minutes=60, stale_after_minutes=30, list_limit=200)
+    conn = psycopg2.connect(dsn_for(korrigo.name))
+    try:
+        conn.set_session(readonly=True, isolation_level='REPEATABLE READ')
+        cursor = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+        rules = detect_version(cursor)
+        subsets = list(korrigo_facts.SUBSETS)
+        by_key = korrigo_facts.gather(cursor, rules, subsets, params)
+        assert all(ids is not None for ids in korrigo_facts.scan_copies(cursor, subsets, {}).values())
+        monkeypatch.setattr(korrigo_facts, 'MAX_IDS_BY_KEY', 0)
+        assert all(ids is None for ids in korrigo_facts.scan_copies(cursor, subsets, {}).values())
+        from_table = korrigo_facts.gather(cursor, rules, subsets, params)
+    finally:
+        conn.close()
+    assert by_key == from_table
+    assert by_key['stuck_imports']['stuck_total'] > 0 and by_key['finalizations']['failed_total'] > 0
+    assert by_key['locks']['locked_without_valid_lock'] > 0

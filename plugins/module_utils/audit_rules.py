@@ -36,10 +36,11 @@ KIND_RULES = {
 # The trail events (IMPORT, VALIDATE, LOCK, FINALIZE; a fifth of a district's events, most are annotation events)
 # grouped by copy in one pass, counts only. Korrigo has no index on action: one sequential scan of
 # grading_gradingevent. The failure flag is taken before grouping (OFFSET 0) so the rows grouped are narrow (no
-# metadata) and the aggregation stays in one process (measured: no faster in parallel, three times the memory). "One actor failed exactly once" (a success get_or_create hid) matters only for a GRADED
-# copy with failures and no success: looked up by index for those few. Then the per-copy counts,
-# joined to every copy by hash (the import count decides the creation path's "has an IMPORT event" without a second
-# look at the events), then the lock/unlock sequence (8f16b75 only), then each gap rule once, as a column of
+# metadata) and the aggregation stays in one process (measured: no faster in parallel, three times the memory).
+# "One actor failed exactly once" (a success get_or_create hid) matters only for a GRADED copy with failures and no
+# success: looked up by index for those few. Then the per-copy counts, joined to every copy by hash (the import
+# count decides the creation path's "has an IMPORT event" without a second look at the events), then the lock/unlock
+# sequence (8f16b75 only), then each gap rule once, as a column of
 # ``checked``, and one row per (copy, gap kind) only for the copies that have a gap.
 # With %(count_repeats)s, ``grp`` groups every event by (copy, action, actor) for what only looks like duplicates
 # (repeated annotation events, the playbook's duplicate groups): the one full aggregation, skipped (constant-folded

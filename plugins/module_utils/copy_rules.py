@@ -41,7 +41,6 @@ PAGES_COUNT_SQL = """(SELECT coalesce(sum(""" + BOOKLET_PAGES_SQL + """), 0)
              WHERE cb.copy_id = c.id)"""
 
 
-
 def finalize_failed_sql(alias):
     """SQL: FINALIZE event ``alias`` recorded a failure (finalize's except branch writes metadata.success=false;
     any other FINALIZE records a success). NULL when the event has no success key: coalesce for a boolean."""

@@ -12,7 +12,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.korrigo.ops.plugins.module_utils.database import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 from ansible_collections.korrigo.ops.plugins.module_utils import prometheus
 
 

@@ -16,19 +16,26 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib.util
 import math
-import traceback
 
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 
+# Found now, imported when first parsed: every korrigo.ops filter file is loaded for each templated task, and the
+# import alone (30 ms) would cost every task of every playbook.
 PROMETHEUS_IMPORT_ERROR = None
 try:
-    from prometheus_client.parser import text_string_to_metric_families
-    HAS_PROMETHEUS_CLIENT = True
-except ImportError:
-    text_string_to_metric_families = None
+    HAS_PROMETHEUS_CLIENT = importlib.util.find_spec('prometheus_client') is not None
+except (ImportError, ValueError):
     HAS_PROMETHEUS_CLIENT = False
-    PROMETHEUS_IMPORT_ERROR = traceback.format_exc()
+if not HAS_PROMETHEUS_CLIENT:
+    PROMETHEUS_IMPORT_ERROR = 'No module named prometheus_client'
+
+
+def _metric_families(text):
+    from prometheus_client.parser import text_string_to_metric_families
+    return text_string_to_metric_families(text)
+
 
 LATENCY_METRIC = 'http_request_duration_seconds'
 DEFAULT_QUANTILES = (0.5, 0.95, 0.99)
@@ -44,7 +51,7 @@ def parse_metrics(text):
         raise KorrigoError("Prometheus metrics must be text, got %s" % type(text).__name__)
     try:
         return [{'name': s.name, 'labels': dict(s.labels), 'value': float(s.value)}
-                for family in text_string_to_metric_families(text) for s in family.samples]
+                for family in _metric_families(text) for s in family.samples]
     except (ValueError, TypeError, IndexError, KeyError) as err:
         raise KorrigoError("not a Prometheus text exposition: %s" % err)
 

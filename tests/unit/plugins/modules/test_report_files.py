@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
-from ansible_collections.korrigo.ops.plugins.modules.report_files import planned_files, write_reports
+from ansible_collections.korrigo.ops.plugins.module_utils.report_files import planned_files, write_reports
 
 
 class FakeModule(object):

@@ -27,7 +27,8 @@ import district  # noqa: E402
 
 from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import AUDIT_ACTION, version_params  # noqa: E402
 from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version  # noqa: E402
-from ansible_collections.korrigo.ops.plugins.modules import audit_trail, korrigo_facts  # noqa: E402
+from ansible_collections.korrigo.ops.plugins.module_utils import facts as korrigo_facts  # noqa: E402
+from ansible_collections.korrigo.ops.plugins.modules import audit_trail  # noqa: E402
 
 MEDIA_ROOT = os.path.join(common.ROOT, 'tests', 'stack', '.run', 'media')  # the district has no files: dossier checks none
 BIG_TABLES = ('exams_copy', 'grading_gradingevent', 'grading_copylock', 'exams_booklet', 'exams_copy_booklets',

@@ -52,34 +52,39 @@ class ControllerWriter(object):
         return changed
 
 
+def writes_on_controller(connection, play_context, task, args):
+    """True when the target's files are this machine's: a local connection, no become, no async, plain octal
+    modes (symbolic ones are left to the module, which knows them all)."""
+    return (getattr(connection, 'transport', None) in LOCAL_TRANSPORTS
+            and not play_context.become
+            and not task.async_val
+            and octal_mode(args.get('mode', '0640')) is not None
+            and octal_mode(args.get('directory_mode', '0750')) is not None)
+
+
+def write_on_controller(args, check_mode, diff):
+    """The report_files module's result for ``args``, written here by its own code."""
+    validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(args)
+    if validated.error_messages:
+        return dict(failed=True, msg='; '.join(validated.error_messages))
+    try:
+        return write_reports(ControllerWriter(validated.validated_parameters, check_mode, diff))
+    except KorrigoError as err:
+        return dict(failed=True, msg=err.msg)
+    except (IOError, OSError) as err:
+        return dict(failed=True, msg='cannot write the report files: %s' % err)
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-
-    def _writes_here(self):
-        args = self._task.args
-        return (getattr(self._connection, 'transport', None) in LOCAL_TRANSPORTS
-                and not self._play_context.become
-                and not self._task.async_val
-                and octal_mode(args.get('mode', '0640')) is not None
-                and octal_mode(args.get('directory_mode', '0750')) is not None)
 
     def run(self, tmp=None, task_vars=None):
         self._supports_check_mode = True
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp  # no effect since Ansible 2.6
-        if not self._writes_here():
+        if writes_on_controller(self._connection, self._play_context, self._task, self._task.args):
+            result.update(write_on_controller(self._task.args, bool(self._task.check_mode), bool(self._task.diff)))
+        else:
             result.update(self._execute_module(module_name='korrigo.ops.report_files', module_args=self._task.args,
                                                task_vars=task_vars))
-            return result
-        validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validated.error_messages:
-            result.update(failed=True, msg='; '.join(validated.error_messages))
-            return result
-        writer = ControllerWriter(validated.validated_parameters, bool(self._task.check_mode), bool(self._task.diff))
-        try:
-            result.update(write_reports(writer))
-        except KorrigoError as err:
-            result.update(failed=True, msg=err.msg)
-        except (IOError, OSError) as err:
-            result.update(failed=True, msg='cannot write the report files: %s' % err)
         return result

@@ -193,9 +193,18 @@ def _causes(report, details):
     return causes
 
 
-def report_document(report, host=None, started=None, finished=None, versions=None, files=None):
+def report_files_of(directory, scenario, host, moment):
+    """Where a run's report files go: <dir>/<scenario>-<host>-<UTC time>.json/.md/.html, and the latest JSON."""
+    base = '%s/%s-%s' % (str(directory).rstrip('/') or '/', scenario, host)
+    stamp = _stamp(moment)
+    return {'json': '%s-%s.json' % (base, stamp), 'markdown': '%s-%s.md' % (base, stamp),
+            'html': '%s-%s.html' % (base, stamp), 'latest': base + '-latest.json'}
+
+
+def report_document(report, host=None, started=None, finished=None, versions=None, files=None, report_dir=None):
     """The machine-readable report of one host and run: the role's report plus host, timings, versions, facts
-    before and after, causes, actions (counts and copy ids) and what needs a human, as plain JSON types."""
+    before and after, causes, actions (counts and copy ids) and what needs a human, as plain JSON types.
+    With ``report_dir`` (and no ``files``) the files are named after the run's start (report_files_of)."""
     _require_report(report, 'report_document')
     document = _plain(report)
     details = document.get('details') if isinstance(document.get('details'), dict) else {}
@@ -225,6 +234,8 @@ def report_document(report, host=None, started=None, finished=None, versions=Non
         human={'count': len(document.get('needs_human') or []), 'items': document.get('needs_human') or [],
                'copies': _copies_for_human(details)},
     )
+    if not files and report_dir:
+        files = report_files_of(report_dir, document['scenario'], host, started_at or finished_at)
     if files:
         document['files'] = _plain(files)
     return document
@@ -429,6 +440,16 @@ def _get(mapping, key, default=None):
 
 def _worst(severities):
     return worst(severities) or ('none' if severities else 'n/a')
+
+
+# What a fleet row reads of a report document (the run_report action remembers only these in korrigo_run_reports).
+FLEET_ROW_KEYS = ('scenario', 'title', 'severity', 'status', 'korrigo_version', 'check_mode', 'done', 'needs_human',
+                  'files')
+
+
+def fleet_row_source(document):
+    """The part of a report document a fleet summary row is made of."""
+    return dict((key, document.get(key)) for key in FLEET_ROW_KEYS)
 
 
 def fleet_summary(hosts, scenario='all', generated=None):

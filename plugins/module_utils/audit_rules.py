@@ -49,6 +49,21 @@ KIND_RULES = {
 # A failure FINALIZE carries metadata.success=false; any other FINALIZE records a success (copy_rules).
 TRAIL_ACTIONS = "('IMPORT', 'VALIDATE', 'LOCK', 'FINALIZE')"
 ANNOTATION_ACTIONS = "('CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN')"
+GROUPED_EVENTS = """grp AS MATERIALIZED (
+    SELECT x.copy_id, x.action, x.actor_id, count(*) AS n
+      FROM grading_gradingevent x
+     WHERE """ + ONLY_EVENTS + """
+     GROUP BY x.action, x.actor_id, x.copy_id
+)"""
+ANNOTATION_REPEATS = """annotation_repeats AS (
+    SELECT DISTINCT g.copy_id FROM grp g
+     WHERE g.action IN """ + ANNOTATION_ACTIONS + """ AND g.n > 1
+)"""
+# The normal repeats alone (count_repeats), for a read beside the gap check in the same snapshot: the two full
+# passes over the events then take the time of one on two cores.
+REPEATS_SQL = "WITH " + GROUPED_EVENTS + ", " + ANNOTATION_REPEATS + """
+SELECT (SELECT count(*) FROM annotation_repeats) AS copies_with_repeated_annotation_events,
+       (SELECT count(*) FROM grp WHERE n > 1) AS playbook_duplicate_groups"""
 GAPS_CTES = """
 per_copy AS (
     SELECT x.copy_id,
@@ -61,12 +76,7 @@ per_copy AS (
               FROM grading_gradingevent x
              WHERE x.action IN """ + TRAIL_ACTIONS + """ AND """ + ONLY_EVENTS + """ OFFSET 0) x
      GROUP BY x.copy_id
-), grp AS MATERIALIZED (
-    SELECT x.copy_id, x.action, x.actor_id, count(*) AS n
-      FROM grading_gradingevent x
-     WHERE """ + ONLY_EVENTS + """
-     GROUP BY x.action, x.actor_id, x.copy_id
-), ev AS MATERIALIZED (
+), """ + GROUPED_EVENTS + """, ev AS MATERIALIZED (
     SELECT c.id AS copy_id, c.anonymous_id, c.status,
            """ + creation_path_sql('coalesce(k.imports, 0) > 0') + """ AS creation_path,
            coalesce(k.imports, 0)::bigint AS imports, coalesce(k.validates, 0)::bigint AS validates,
@@ -79,10 +89,7 @@ per_copy AS (
                 ELSE false END AS single_failure
       FROM exams_copy c LEFT JOIN per_copy k ON k.copy_id = c.id
      WHERE """ + ONLY_COPIES + """
-), annotation_repeats AS (
-    SELECT DISTINCT g.copy_id FROM grp g
-     WHERE g.action IN """ + ANNOTATION_ACTIONS + """ AND g.n > 1
-), seq AS (
+), """ + ANNOTATION_REPEATS + """, seq AS (
     SELECT e.copy_id, e.action,
            lead(e.action) OVER w AS next_action, lag(e.action) OVER w AS prev_action
       FROM grading_gradingevent e

@@ -11,6 +11,7 @@ __metaclass__ = type
 import contextlib
 import decimal
 import re
+import threading
 import traceback
 
 try:
@@ -390,6 +391,58 @@ def read_only_session(params, application_name, failure=None, tables=KORRIGO_TAB
             raise statement_error(err, conn, params, what, tables, failure)
     finally:
         close_quietly(conn)
+
+
+class SnapshotReader(object):
+    """More reads of the snapshot ``cursor``'s session sees, run beside it on a second connection (a thread;
+    psycopg2 waits for the server without the GIL): two long reads take the time of the longer on a database
+    with cores to spare, and still agree. ``statements`` is [(statement, parameters)]; ``result()`` is their
+    first rows, in order (or raises their KorrigoError)."""
+
+    def __init__(self, cursor, params, application_name, statements, failure, tables=KORRIGO_TABLES):
+        cursor.execute('SELECT pg_export_snapshot() AS snapshot')
+        self._snapshot = cursor.fetchone()['snapshot']
+        self._args = (params, application_name, list(statements), failure, tables)
+        self._row = self._error = self._conn = None
+        self._thread = threading.Thread(target=self._run)
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self):
+        params, application_name, statements, failure, tables = self._args
+        conn = None
+        try:
+            conn = self._conn = connect(params, application_name)
+            conn.set_session(readonly=True, isolation_level='REPEATABLE READ')
+            cursor = dict_cursor(conn)
+            try:
+                cursor.execute('SET TRANSACTION SNAPSHOT %s', (self._snapshot,))
+                rows = []
+                for statement, statement_params in statements:
+                    cursor.execute(statement, statement_params)
+                    rows.append(cursor.fetchone())
+                self._row = rows
+            except psycopg2.Error as err:
+                self._error = statement_error(err, conn, params, application_name.split(':', 1)[-1], tables, failure)
+        except KorrigoError as err:
+            self._error = err
+        finally:
+            close_quietly(conn)
+
+    def cancel(self):
+        """Stop the read (the statement beside it failed): nothing is waited for."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.cancel()
+            except psycopg2.Error:
+                pass
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._row
 
 
 def jsonable(value):

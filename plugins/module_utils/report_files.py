@@ -30,6 +30,17 @@ ARGUMENT_SPEC = dict(
     directory_mode=dict(type='raw', default='0750'),
 )
 
+# The run_report action's options (the module file only documents them).
+RUN_REPORT_ARGUMENT_SPEC = dict(
+    report=dict(type='dict', required=True),
+    host=dict(type='str'),
+    started=dict(type='str'),
+    versions=dict(type='dict', default={}),
+    report_dir=dict(type='str', default=''),
+    stats=dict(type='bool', default=True),
+    stats_details=dict(type='bool', default=True),
+)
+
 
 def planned_files(files):
     """[(name, bytes)] of every file, ``also_as`` names included, in order; refused (before anything is written)

@@ -162,12 +162,12 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import (
-    AUDIT_ACTION, GAP_KINDS, GAPS_CTES, version_params,
+    AUDIT_ACTION, GAP_KINDS, GAPS_CTES, REPEATS_SQL, version_params,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATHS
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, read_only_session, sql,
+    SnapshotReader, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, read_only_session, sql,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
@@ -251,12 +251,23 @@ def summary(row, version):
 
 
 def report(module, statement_params):
-    with read_only_session(module.params, 'korrigo.ops:audit_trail', 'checking the audit trail failed',
-                           tables=AUDIT_TABLES) as (cursor, rules):
+    failure = 'checking the audit trail failed'
+    with read_only_session(module.params, 'korrigo.ops:audit_trail', failure, tables=AUDIT_TABLES) as (cursor, rules):
         statement_params['lock_workflow'] = rules['lock_workflow']
         statement_params.update(version_params(rules['name']))
-        cursor.execute(REPORT_TEMPLATE, statement_params)
-        row = cursor.fetchone()
+        repeats = None
+        if statement_params['count_repeats']:  # beside the gap check, in its snapshot (SnapshotReader)
+            repeats = SnapshotReader(cursor, module.params, 'korrigo.ops:audit_trail',
+                                     [(WORK_MEM + REPEATS_SQL, {'only_copy_ids': None})], failure, tables=AUDIT_TABLES)
+        try:
+            cursor.execute(REPORT_TEMPLATE, dict(statement_params, count_repeats=False))
+            row = cursor.fetchone()
+        except BaseException:
+            if repeats is not None:
+                repeats.cancel()
+            raise
+        if repeats is not None:
+            row['normal_repeats'].update(repeats.result()[0])
     result = {'changed': False, 'count': 0, 'actions': [], 'actions_truncated': False,
               'check_mode': module.check_mode}
     result.update(summary(row, rules['name']))

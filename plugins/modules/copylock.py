@@ -51,6 +51,22 @@ options:
       - Keeps results readable and cheap when a remediation changes 100k rows.
     type: int
     default: 1000
+  gather_after:
+    description:
+      - Once the release is committed (or, in check mode, rolled back), read these subsets of
+        M(korrigo.ops.korrigo_facts) in a new read-only snapshot and return them as RV(korrigo_after), by the
+        same statements as that module (a role verifies its release without a module process of its own).
+      - Empty (the default) reads nothing.
+    type: list
+    elements: str
+    choices: [copies, locks]
+    default: []
+  lock_age_minutes:
+    description:
+      - With O(gather_after), what M(korrigo.ops.korrigo_facts) O(korrigo.ops.korrigo_facts#module:lock_age_minutes)
+        would be (locks older than this are listed as old).
+    type: int
+    default: 60
 extends_documentation_fragment:
   - korrigo.ops.korrigo
   - korrigo.ops.korrigo.guards
@@ -111,6 +127,15 @@ korrigo_version:
   returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
   sample: head
+korrigo_after:
+  description:
+    - The facts of O(gather_after), read after the commit, shaped as M(korrigo.ops.korrigo_facts)'s
+      C(ansible_facts.korrigo) (lists hold at most O(actions_limit) entries).
+  returned: when O(gather_after) is set, unless another run held the advisory lock
+  type: dict
+  sample:
+    version: {name: head}
+    locks: {total: 2, active: 2, expired_total: 0}
 skipped_concurrent_run:
   description: True when another run held this remediation's advisory lock and nothing was done.
   returned: when another run is in progress
@@ -124,6 +149,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.facts import read_facts
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
@@ -212,6 +238,8 @@ def validate(params):
     if params['force'] and not params['reason']:
         raise KorrigoError("force=true needs a reason (recorded in Korrigo's audit trail)")
     check_positive_max_changes(params['max_changes'])
+    if params.get('lock_age_minutes', 0) < 0 or params.get('actions_limit', 0) < 0:
+        raise KorrigoError("lock_age_minutes and actions_limit must not be negative")
     return copy_ids
 
 
@@ -231,9 +259,14 @@ def release_locks(module):
     with Remediation(params, 'copylock', module.check_mode, tables=('grading_copylock', 'exams_copy')) as rem:
         row = rem.fetchone(release_statement(), rem.trail_params(**statement_params))
         check_statement_guards(row, params['max_changes'])
-    return remediation_result(module, row['released'], row['actions'], rem.rules['name'], 'locks', 'copy_id',
-                              kept=jsonable(row['kept']), reconciled=row['reconciled'],
-                              events_written=row['events_written'], audit_rows=row['audit_rows'])
+    result = remediation_result(module, row['released'], row['actions'], rem.rules['name'], 'locks', 'copy_id',
+                                kept=jsonable(row['kept']), reconciled=row['reconciled'],
+                                events_written=row['events_written'], audit_rows=row['audit_rows'])
+    if params['gather_after']:
+        result['korrigo_after'] = read_facts(dict(params, stuck_after_minutes=5, stale_after_minutes=30,
+                                                  list_limit=params['actions_limit'], remediation_user=None),
+                                             params['gather_after'], 'korrigo.ops:copylock')
+    return result
 
 
 def main():
@@ -245,6 +278,8 @@ def main():
         force=dict(type='bool', default=False),
         reason=dict(type='str'),
         actions_limit=dict(type='int', default=1000),
+        gather_after=dict(type='list', elements='str', default=[], choices=['copies', 'locks']),
+        lock_age_minutes=dict(type='int', default=60),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: release_locks(module))

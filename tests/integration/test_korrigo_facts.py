@@ -42,7 +42,7 @@ def test_findings_read_by_primary_key_or_from_the_table_agree(korrigo, monkeypat
     import psycopg2.extras
     from conftest import dsn_for
     from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
-    from ansible_collections.korrigo.ops.plugins.modules import korrigo_facts
+    from ansible_collections.korrigo.ops.plugins.module_utils import facts as korrigo_facts
 
     for scenario in ('baseline', 'locks', 'finalization', 'import_stuck', 'audit'):
         korrigo.seed(scenario)

@@ -42,7 +42,9 @@ def triage_facts(results, project='korrigo'):
         'services': compose_services(results['docker']['containers'], project=project)
         if 'containers' in results['docker'] else {},
         'database': {'reachable': 'ansible_facts' in workflow, 'error': workflow.get('msg') or ''},
-        'korrigo': (workflow.get('ansible_facts') or {}).get('korrigo') or {},
+        # the audit check is korrigo_facts' audit subset; it has a key of its own here
+        'korrigo': dict((k, v) for k, v in ((workflow.get('ansible_facts') or {}).get('korrigo') or {}).items()
+                        if k != 'audit'),
         'latency': (results['latency'].get('ansible_facts') or {}).get('korrigo_latency') or {},
         'log': (results['log'].get('ansible_facts') or {}).get('korrigo_log') or {},
         'audit': results['audit'] if 'gap_counts' in results['audit'] else {},

@@ -13,8 +13,9 @@ import json
 
 from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import ONLY_COPIES, finalize_failed_sql
 from ansible_collections.korrigo.ops.plugins.module_utils.creation import (
-    creation_path_sql, expectation_params, expectation_rules,
+    CREATION_PATHS, creation_path_sql, expectation_params, expectation_rules,
 )
+from ansible_collections.korrigo.ops.plugins.module_utils.database import SnapshotReader, jsonable
 
 ONLY_EVENTS = "(%(only_copy_ids)s::uuid[] IS NULL OR x.copy_id = ANY(%(only_copy_ids)s::uuid[]))"
 
@@ -170,3 +171,83 @@ def copy_gaps(cursor, rules, copy_ids):
     for row in cursor.fetchall():
         out.setdefault(row['copy_id'], []).append(dict(row))
     return out
+
+
+# What the audit statements read (and, recording notes, write): named when a lock wait gives up.
+AUDIT_TABLES = ('core_auditlog', 'grading_gradingevent', 'exams_copy', 'grading_copylock')
+
+# Every per-copy count of the summary in one pass over ev (the creation paths are constants of module_utils/creation).
+EV_SUMMARY = "(SELECT count(*) AS copies, jsonb_build_object(" + ", ".join(
+    "'%s', count(*) FILTER (WHERE creation_path = '%s')" % (path, path) for path in CREATION_PATHS) + """) AS by_path,
+           count(*) FILTER (WHERE finalize_failed > 0) AS failed_attempts,
+           count(*) FILTER (WHERE status = 'GRADED' AND finalize_ok = 0 AND single_failure) AS success_hidden
+      FROM ev)"""
+
+SUMMARY_COLUMNS = """
+       s.copies AS copies_checked,
+       (SELECT count(DISTINCT copy_id) FROM gaps) AS copies_with_gaps,
+       s.by_path AS copies_by_creation_path,
+       (SELECT coalesce(jsonb_object_agg(kind, n), jsonb_build_object()) FROM (SELECT kind, count(*) AS n FROM gaps GROUP BY kind) k)
+           AS gap_counts,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', x.copy_id, 'anonymous_id', x.anonymous_id,
+                                                     'status', x.status, 'creation_path', x.creation_path,
+                                                     'kind', x.kind, 'missing', x.missing, 'rule', x.rule,
+                                                     'noted', x.noted) ORDER BY x.anonymous_id, x.kind), '[]')
+          FROM (SELECT * FROM noted ORDER BY anonymous_id, kind LIMIT %(list_limit)s) x) AS gaps,
+       jsonb_build_object(
+           'copies_with_failed_attempts', s.failed_attempts,
+           'success_hidden_by_get_or_create', s.success_hidden,
+           'copies_with_repeated_annotation_events',
+               CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM annotation_repeats) END,
+           'playbook_duplicate_groups', CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM grp WHERE n > 1) END)
+           AS normal_repeats"""
+
+# work_mem for this transaction only: the per-copy counts of the trail events (and, with count_repeats, the grouping
+# of every event by action, actor and copy) stay in memory rather than spilling to disk (report and record alike).
+WORK_MEM = "SET LOCAL work_mem = '64MB';\n"
+
+REPORT_TEMPLATE = WORK_MEM + "WITH " + GAPS_CTES + "\nSELECT " + SUMMARY_COLUMNS + "\n  FROM " + EV_SUMMARY + " s"
+
+
+def complete_counts(counts, keys=GAP_KINDS):
+    return dict((key, int((counts or {}).get(key, 0))) for key in keys)
+
+
+def summary(row, version):
+    return {
+        'copies_checked': row['copies_checked'],
+        'copies_with_gaps': row['copies_with_gaps'],
+        'gap_counts': complete_counts(row['gap_counts']),
+        'copies_by_creation_path': complete_counts(row['copies_by_creation_path'], CREATION_PATHS),
+        'gaps': jsonable(row['gaps']),
+        'normal_repeats': row['normal_repeats'],
+        'korrigo_version': version,
+    }
+
+
+def gap_report_statement(rules, list_limit):
+    """(statement, parameters) of the whole-database check for ``rules``' version (the gaps; no repeat counts)."""
+    statement_params = {'audit_action': AUDIT_ACTION, 'list_limit': list_limit, 'only_copy_ids': None,
+                        'count_repeats': False, 'lock_workflow': rules['lock_workflow']}
+    statement_params.update(version_params(rules['name']))
+    return REPORT_TEMPLATE, statement_params
+
+
+def report_gaps(cursor, rules, params, application_name, failure, list_limit, count_repeats):
+    """The whole-database check in ``cursor``'s read-only snapshot: the summary audit_trail reports and
+    korrigo_facts' ``audit`` subset holds. The repeat counts (``count_repeats``) are read beside the gap check,
+    on a second connection in the same snapshot (SnapshotReader)."""
+    repeats = None
+    if count_repeats:
+        repeats = SnapshotReader(cursor, params, application_name,
+                                 [(WORK_MEM + REPEATS_SQL, {'only_copy_ids': None})], failure, tables=AUDIT_TABLES)
+    try:
+        cursor.execute(*gap_report_statement(rules, list_limit))
+        row = cursor.fetchone()
+    except BaseException:
+        if repeats is not None:
+            repeats.cancel()
+        raise
+    if repeats is not None:
+        row['normal_repeats'].update(repeats.result()[0])
+    return summary(row, rules['name'])

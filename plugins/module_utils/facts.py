@@ -9,13 +9,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import (
+    AUDIT_TABLES, gap_report_statement, summary as audit_summary,
+)
 from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import (
     ONLY_COPIES, OUT_OF_BOUNDS_SQL, finalizations_ctes, stuck_imports_ctes,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.database import SnapshotReader, jsonable, read_only_session
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES
 
-SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version')
+SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version', 'audit')
+# Asked for by name only: the audit check reads every grading event (seconds on a district), ``all`` leaves it out.
+EXPLICIT_SUBSETS = ('audit',)
 
 # Korrigo has no index on exams_copy.status: every copy is read for the count per status, and once more (both
 # parallel scans of two narrow columns) for the id of each copy in a status a finding looks at. The findings then
@@ -169,12 +175,51 @@ def scan_copies(cursor, subsets, facts):
 
 
 FAILURE = 'gathering Korrigo facts failed'
+AUDIT_FAILURE = 'checking the audit trail failed'
 
 
 def gather(cursor, rules, subsets, params, application_name=None):
     """The facts of ``subsets``. With ``application_name`` (and connection options in ``params``) the
     finalizations and locks are read beside the stuck imports, on a second connection in the same snapshot
     (SnapshotReader): the two reads of copies by id then take the time of the longer."""
+    facts = {'version': rules}
+    audit = None  # the audit check (the longest read) starts first, beside everything else
+    if 'audit' in subsets and application_name:
+        audit = SnapshotReader(cursor, params, application_name, [gap_report_statement(rules, params['list_limit'])],
+                               AUDIT_FAILURE, tables=AUDIT_TABLES)
+    try:
+        ids_of = scan_copies(cursor, subsets, facts)
+        gather_findings(cursor, rules, subsets, params, application_name, facts, ids_of)
+    except BaseException:
+        if audit is not None:
+            audit.cancel()
+        raise
+    if 'audit' in subsets:
+        facts['audit'] = audit_facts(cursor, rules, params, audit)
+    facts['thresholds'] = {
+        'stuck_after_minutes': params['stuck_after_minutes'],
+        'lock_age_minutes': params['lock_age_minutes'],
+        'stale_after_minutes': params['stale_after_minutes'],
+    }
+    return jsonable(facts)
+
+
+def audit_facts(cursor, rules, params, reader=None):
+    """audit_trail's summary of the whole-database check (gaps, no repeat counts); when it fails, {'msg': why}:
+    the other facts still count (triage reports the audit check as a source that did not answer)."""
+    try:
+        if reader is not None:
+            row = reader.result()[0]
+        else:
+            cursor.execute(*gap_report_statement(rules, params['list_limit']))
+            row = cursor.fetchone()
+    except KorrigoError as err:
+        return {'msg': err.msg}
+    return audit_summary(row, rules['name'])
+
+
+def gather_findings(cursor, rules, subsets, params, application_name, facts, ids_of):
+    """Each finding asked for into ``facts``, from the copies ``ids_of`` names (or the whole table)."""
     query_params = {
         'stuck_after': params['stuck_after_minutes'],
         'lock_age': params['lock_age_minutes'],
@@ -182,8 +227,6 @@ def gather(cursor, rules, subsets, params, application_name=None):
         'limit': params['list_limit'],
         'only_copy_ids': None,
     }
-    facts = {'version': rules}
-    ids_of = scan_copies(cursor, subsets, facts)
 
     def only(finding):
         return dict(query_params, only_copy_ids=ids_of.get(finding))
@@ -215,17 +258,11 @@ def gather(cursor, rules, subsets, params, application_name=None):
         facts['watched'] = fetch(cursor, WATCHED_SQL, {'copy_ids': params['watch_copy_ids']})['copies']
     if params.get('remediation_user'):
         facts['remediation_user'] = fetch(cursor, REMEDIATION_USER_SQL, {'username': params['remediation_user']})
-    facts['thresholds'] = {
-        'stuck_after_minutes': params['stuck_after_minutes'],
-        'lock_age_minutes': params['lock_age_minutes'],
-        'stale_after_minutes': params['stale_after_minutes'],
-    }
-    return jsonable(facts)
 
 
 def selected_subsets(requested):
     if 'all' in requested:
-        return set(SUBSETS)
+        return set(SUBSETS) - set(EXPLICIT_SUBSETS) | (set(requested) & set(EXPLICIT_SUBSETS))
     return set(requested) | set(['version'])
 
 

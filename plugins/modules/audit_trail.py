@@ -162,52 +162,15 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import (
-    AUDIT_ACTION, GAP_KINDS, GAPS_CTES, REPEATS_SQL, version_params,
+    AUDIT_ACTION, AUDIT_TABLES, EV_SUMMARY, GAPS_CTES, SUMMARY_COLUMNS, WORK_MEM, report_gaps, summary, version_params,
 )
-from ansible_collections.korrigo.ops.plugins.module_utils.creation import CREATION_PATHS
-
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
-    SnapshotReader, jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec, read_only_session, sql,
+    korrigo_common_argument_spec, korrigo_guard_argument_spec, read_only_session, sql,
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import (
     Remediation, audit_cte, check_positive_max_changes, check_statement_guards, remediation_result,
 )
-
-# What its statements read (and, recording notes, write): named when a lock wait gives up.
-AUDIT_TABLES = ('core_auditlog', 'grading_gradingevent', 'exams_copy', 'grading_copylock')
-
-# Every per-copy count of the summary in one pass over ev (the creation paths are constants of module_utils/creation).
-EV_SUMMARY = "(SELECT count(*) AS copies, jsonb_build_object(" + ", ".join(
-    "'%s', count(*) FILTER (WHERE creation_path = '%s')" % (path, path) for path in CREATION_PATHS) + """) AS by_path,
-           count(*) FILTER (WHERE finalize_failed > 0) AS failed_attempts,
-           count(*) FILTER (WHERE status = 'GRADED' AND finalize_ok = 0 AND single_failure) AS success_hidden
-      FROM ev)"""
-
-SUMMARY_COLUMNS = """
-       s.copies AS copies_checked,
-       (SELECT count(DISTINCT copy_id) FROM gaps) AS copies_with_gaps,
-       s.by_path AS copies_by_creation_path,
-       (SELECT coalesce(jsonb_object_agg(kind, n), jsonb_build_object()) FROM (SELECT kind, count(*) AS n FROM gaps GROUP BY kind) k)
-           AS gap_counts,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('copy_id', x.copy_id, 'anonymous_id', x.anonymous_id,
-                                                     'status', x.status, 'creation_path', x.creation_path,
-                                                     'kind', x.kind, 'missing', x.missing, 'rule', x.rule,
-                                                     'noted', x.noted) ORDER BY x.anonymous_id, x.kind), '[]')
-          FROM (SELECT * FROM noted ORDER BY anonymous_id, kind LIMIT %(list_limit)s) x) AS gaps,
-       jsonb_build_object(
-           'copies_with_failed_attempts', s.failed_attempts,
-           'success_hidden_by_get_or_create', s.success_hidden,
-           'copies_with_repeated_annotation_events',
-               CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM annotation_repeats) END,
-           'playbook_duplicate_groups', CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM grp WHERE n > 1) END)
-           AS normal_repeats"""
-
-# work_mem for this transaction only: the per-copy counts of the trail events (and, with count_repeats, the grouping
-# of every event by action, actor and copy) stay in memory rather than spilling to disk (report and record alike).
-WORK_MEM = "SET LOCAL work_mem = '64MB';\n"
-
-REPORT_TEMPLATE = WORK_MEM + "WITH " + GAPS_CTES + "\nSELECT " + SUMMARY_COLUMNS + "\n  FROM " + EV_SUMMARY + " s"
 
 RECORD_TEMPLATE = WORK_MEM + "WITH " + GAPS_CTES + """, selected AS MATERIALIZED (
     SELECT * FROM noted WHERE NOT noted
@@ -234,43 +197,14 @@ SELECT g.n AS selected, (SELECT count(*) FROM audit) AS audit_rows,
 """
 
 
-def complete_counts(counts, keys=GAP_KINDS):
-    return dict((key, int((counts or {}).get(key, 0))) for key in keys)
-
-
-def summary(row, version):
-    return {
-        'copies_checked': row['copies_checked'],
-        'copies_with_gaps': row['copies_with_gaps'],
-        'gap_counts': complete_counts(row['gap_counts']),
-        'copies_by_creation_path': complete_counts(row['copies_by_creation_path'], CREATION_PATHS),
-        'gaps': jsonable(row['gaps']),
-        'normal_repeats': row['normal_repeats'],
-        'korrigo_version': version,
-    }
-
-
 def report(module, statement_params):
     failure = 'checking the audit trail failed'
     with read_only_session(module.params, 'korrigo.ops:audit_trail', failure, tables=AUDIT_TABLES) as (cursor, rules):
-        statement_params['lock_workflow'] = rules['lock_workflow']
-        statement_params.update(version_params(rules['name']))
-        repeats = None
-        if statement_params['count_repeats']:  # beside the gap check, in its snapshot (SnapshotReader)
-            repeats = SnapshotReader(cursor, module.params, 'korrigo.ops:audit_trail',
-                                     [(WORK_MEM + REPEATS_SQL, {'only_copy_ids': None})], failure, tables=AUDIT_TABLES)
-        try:
-            cursor.execute(REPORT_TEMPLATE, dict(statement_params, count_repeats=False))
-            row = cursor.fetchone()
-        except BaseException:
-            if repeats is not None:
-                repeats.cancel()
-            raise
-        if repeats is not None:
-            row['normal_repeats'].update(repeats.result()[0])
+        found = report_gaps(cursor, rules, module.params, 'korrigo.ops:audit_trail', failure,
+                            statement_params['list_limit'], statement_params['count_repeats'])
     result = {'changed': False, 'count': 0, 'actions': [], 'actions_truncated': False,
               'check_mode': module.check_mode}
-    result.update(summary(row, rules['name']))
+    result.update(found)
     return result
 
 

@@ -25,10 +25,14 @@ options:
   gather_subset:
     description:
       - Parts to gather. C(version) is always gathered.
+      - C(audit) is M(korrigo.ops.audit_trail)'s whole-database check of the audit trail (its gaps, without the
+        repeat counts), read on a second connection in the same snapshot while the other parts are read. It reads
+        every grading event (seconds on a district), so C(all) leaves it out; when it fails, C(audit) holds only
+        C(msg) and the other parts are still returned.
     type: list
     elements: str
     default: [ all ]
-    choices: [ all, copies, stuck_imports, finalizations, locks, annotations, version ]
+    choices: [ all, copies, stuck_imports, finalizations, locks, annotations, version, audit ]
   stuck_after_minutes:
     description:
       - A STAGING copy without pages is stuck once its IMPORT event is older than this.

@@ -190,3 +190,40 @@ def test_report_runs_with_a_read_only_role(korrigo):
     refused = korrigo.run('audit_trail', record_notes=True, login_user='korrigo_readonly',
                           login_password='korrigo_readonly')
     assert refused['failed'] is True
+
+
+def test_repeat_counts_read_beside_the_gap_check_agree_with_one_statement(korrigo):
+    """count_repeats reads the repeat counts on a second connection in the same snapshot; they are the counts the
+    single statement (GAPS_CTES with count_repeats) gives."""
+    import psycopg2
+    import psycopg2.extras
+    from conftest import dsn_for
+    from ansible_collections.korrigo.ops.plugins.module_utils import audit_rules
+    from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version
+
+    korrigo.seed('audit')
+    result = korrigo.run('audit_trail', count_repeats=True)
+    assert result.get('failed') is not True, result
+    conn = psycopg2.connect(dsn_for(korrigo.name))
+    try:
+        cursor = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+        rules = detect_version(cursor)
+        statement, params = audit_rules.gap_report_statement(rules, 50)
+        cursor.execute(statement, dict(params, count_repeats=True))
+        one_statement = cursor.fetchone()
+    finally:
+        conn.close()
+    assert result['normal_repeats'] == one_statement['normal_repeats']
+    assert result['normal_repeats']['copies_with_repeated_annotation_events'] > 0
+
+
+def test_korrigo_facts_audit_subset_is_the_audit_trail_check(korrigo):
+    """korrigo_facts' audit subset (triage's audit check) gives audit_trail's gaps and counts; ``all`` leaves it out."""
+    korrigo.seed('audit')
+    checked = korrigo.run('audit_trail', count_repeats=False, list_limit=500)
+    facts = korrigo.run('korrigo_facts', gather_subset=['locks', 'audit'], list_limit=500)
+    assert facts.get('failed') is not True, facts
+    audit = facts['ansible_facts']['korrigo']['audit']
+    for key in ('copies_checked', 'copies_with_gaps', 'gap_counts', 'copies_by_creation_path', 'gaps', 'normal_repeats'):
+        assert audit[key] == checked[key], key
+    assert 'audit' not in korrigo.run('korrigo_facts')['ansible_facts']['korrigo']

@@ -126,3 +126,20 @@ def test_two_concurrent_runs_release_each_lock_once(korrigo):
     assert sum(r.get('count', 0) for r in results) == 5
     events = unlock_events(korrigo, seeded['expired_copy_ids'])
     assert len(events) == 5 and len(set(e['copy_id'] for e in events)) == 5
+
+
+def test_gather_after_returns_the_facts_korrigo_facts_reads_after_the_commit(korrigo):
+    """gather_after: the lock role verifies from the release's own result; it is what korrigo_facts reads next,
+    and in check mode the state left unchanged."""
+    korrigo.seed('locks')
+    dry = korrigo.run('copylock', check_mode=True, expired=True, gather_after=['copies', 'locks'], actions_limit=50)
+    assert dry['korrigo_after']['locks']['expired_total'] == 5
+    released = korrigo.run('copylock', expired=True, gather_after=['copies', 'locks'], actions_limit=50)
+    assert released.get('failed') is not True, released
+    after = korrigo.run('korrigo_facts', gather_subset=['copies', 'locks'], list_limit=50)['ansible_facts']['korrigo']
+    mine = released['korrigo_after']
+    assert mine['locks']['expired_total'] == 0 and mine['locks']['active'] == 2
+    assert mine['copies_by_status'] == after['copies_by_status']
+    for key in ('total', 'active', 'expired_total', 'locked_without_valid_lock', 'expired_by_owner'):
+        assert mine['locks'][key] == after['locks'][key], key
+    assert 'korrigo_after' not in korrigo.run('copylock', expired=True)

@@ -46,6 +46,7 @@ def write_inventory(n):
                                     'korrigo_db_name': school_db(i)}
     with open(path, 'w') as out:
         json.dump({'all': {'children': {'korrigo': {'hosts': hosts}}}}, out, indent=1)
+        out.write('\n')
     return path
 
 

@@ -25,10 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import district  # noqa: E402
 
-from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import AUDIT_ACTION, version_params  # noqa: E402
+from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import (  # noqa: E402
+    AUDIT_ACTION, REPEATS_SQL, REPORT_TEMPLATE, version_params,
+)
 from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version  # noqa: E402
 from ansible_collections.korrigo.ops.plugins.module_utils import facts as korrigo_facts  # noqa: E402
-from ansible_collections.korrigo.ops.plugins.modules import audit_trail  # noqa: E402
 
 MEDIA_ROOT = os.path.join(common.ROOT, 'tests', 'stack', '.run', 'media')  # the district has no files: dossier checks none
 BIG_TABLES = ('exams_copy', 'grading_gradingevent', 'grading_copylock', 'exams_booklet', 'exams_copy_booklets',
@@ -107,8 +108,8 @@ def module_statements(db):
          only('finalizations')),
         ('korrigo_facts locks', korrigo_facts.LOCKS_SQL, only('locks')),
         ('korrigo_facts annotations', korrigo_facts.ANNOTATIONS_SQL, facts_params),
-        ('audit_trail report', audit_trail.REPORT_TEMPLATE, audit_params),
-        ('audit_trail report, count_repeats', audit_trail.REPORT_TEMPLATE, dict(audit_params, count_repeats=True)),
+        ('audit_trail report (the gaps; also korrigo_facts audit)', REPORT_TEMPLATE, audit_params),
+        ('audit_trail repeat counts (beside the gaps, count_repeats)', REPEATS_SQL, {'only_copy_ids': None}),
     ]
 
 
@@ -142,7 +143,11 @@ def measure(db, repeat):
         'empty_module': lambda: common.run_module('korrigo_facts', {'gather_subset': ['version']}, db)[0],
         'korrigo_facts': lambda: common.run_module('korrigo_facts', {}, db)[0],
         'korrigo_facts_triage_subsets': lambda: common.run_module(
-            'korrigo_facts', {'gather_subset': ['copies', 'stuck_imports', 'finalizations', 'locks']}, db)[0],
+            'korrigo_facts', {'gather_subset': ['copies', 'stuck_imports', 'finalizations', 'locks'],
+                              'list_limit': 50}, db)[0],
+        'korrigo_facts_triage_with_audit': lambda: common.run_module(
+            'korrigo_facts', {'gather_subset': ['copies', 'stuck_imports', 'finalizations', 'locks', 'audit'],
+                              'list_limit': 50}, db)[0],
         'korrigo_facts_floor_sql': lambda: common.timed_sql(db, FLOOR_FACTS_SQL)[0],
         'audit_trail_gaps': lambda: common.run_module('audit_trail', {'list_limit': 50, 'count_repeats': False},
                                                       db)[0],

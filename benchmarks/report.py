@@ -65,6 +65,8 @@ def read_path(part, out):
         ('empty module (korrigo_facts, version only)', 'empty_module', None, None),
         ('korrigo_facts, every subset', 'korrigo_facts', 'korrigo_facts_floor_sql', None),
         ('korrigo_facts, triage subsets', 'korrigo_facts_triage_subsets', 'korrigo_facts_floor_sql', None),
+        ('korrigo_facts, triage subsets and audit (what triage runs)', 'korrigo_facts_triage_with_audit',
+         'audit_trail_gaps_floor_sql', None),
         ('  subset copies', 'korrigo_facts_subset_copies', None, None),
         ('  subset stuck_imports', 'korrigo_facts_subset_stuck_imports', None, None),
         ('  subset finalizations', 'korrigo_facts_subset_finalizations', None, None),

@@ -397,22 +397,30 @@ class SnapshotReader(object):
     """More reads of the snapshot ``cursor``'s session sees, run beside it on a second connection (a thread;
     psycopg2 waits for the server without the GIL): two long reads take the time of the longer on a database
     with cores to spare, and still agree. ``statements`` is [(statement, parameters)]; ``result()`` is their
-    first rows, in order (or raises their KorrigoError)."""
+    first rows, in order (or raises their KorrigoError).
+
+    When the second connection cannot be had (a server at max_connections), ``result()`` reads them on ``cursor``
+    itself, after the caller's own statements: slower, same answer. (pg_export_snapshot cannot run in a
+    subtransaction, so there is no savepoint around it: an error there is the session's, as any statement's.)"""
 
     def __init__(self, cursor, params, application_name, statements, failure, tables=KORRIGO_TABLES):
+        self._cursor = cursor
+        self._args = (params, application_name, list(statements), failure, tables)
+        self._rows = self._error = self._conn = None
         cursor.execute('SELECT pg_export_snapshot() AS snapshot')
         self._snapshot = cursor.fetchone()['snapshot']
-        self._args = (params, application_name, list(statements), failure, tables)
-        self._row = self._error = self._conn = None
         self._thread = threading.Thread(target=self._run)
         self._thread.daemon = True
         self._thread.start()
 
     def _run(self):
         params, application_name, statements, failure, tables = self._args
-        conn = None
         try:
-            conn = self._conn = connect(params, application_name)
+            self._conn = connect(params, application_name)
+        except KorrigoError:
+            return  # read on the caller's cursor (result)
+        conn = self._conn
+        try:
             conn.set_session(readonly=True, isolation_level='REPEATABLE READ')
             cursor = dict_cursor(conn)
             try:
@@ -421,11 +429,9 @@ class SnapshotReader(object):
                 for statement, statement_params in statements:
                     cursor.execute(statement, statement_params)
                     rows.append(cursor.fetchone())
-                self._row = rows
+                self._rows = rows
             except psycopg2.Error as err:
                 self._error = statement_error(err, conn, params, application_name.split(':', 1)[-1], tables, failure)
-        except KorrigoError as err:
-            self._error = err
         finally:
             close_quietly(conn)
 
@@ -442,7 +448,13 @@ class SnapshotReader(object):
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._row
+        if self._rows is not None:
+            return self._rows
+        rows = []
+        for statement, statement_params in self._args[2]:
+            self._cursor.execute(statement, statement_params)
+            rows.append(self._cursor.fetchone())
+        return rows
 
 
 def jsonable(value):

@@ -63,3 +63,34 @@ def test_findings_read_by_primary_key_or_from_the_table_agree(korrigo, monkeypat
     assert by_key == from_table
     assert by_key['stuck_imports']['stuck_total'] > 0 and by_key['finalizations']['failed_total'] > 0
     assert by_key['locks']['locked_without_valid_lock'] > 0
+
+
+def test_reads_beside_fall_back_to_one_connection_when_a_second_is_refused(korrigo):
+    """A role allowed one connection (a server at max_connections): the reads korrigo_facts makes beside the others
+    (finalizations, locks, the audit check) are read on its one connection instead, with the same answer."""
+    from psycopg2 import sql
+
+    role = 'korrigo_ops_one_connection_%s' % korrigo.version.replace('8f16b75', 'old')
+    for scenario in ('locks', 'finalization', 'import_stuck', 'audit'):
+        korrigo.seed(scenario)
+    with korrigo.conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        if not cur.fetchone():
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'one-connection' CONNECTION LIMIT 1")
+                        .format(sql.Identifier(role)))
+        cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
+    subsets = ['copies', 'stuck_imports', 'finalizations', 'locks', 'audit']
+    two = korrigo.run('korrigo_facts', gather_subset=subsets)
+    one = korrigo.run('korrigo_facts', gather_subset=subsets, login_user=role, login_password='one-connection')
+    assert one.get('failed') is not True, one
+    assert without_clock(one['ansible_facts']) == without_clock(two['ansible_facts'])
+    assert 'msg' not in one['ansible_facts']['korrigo']['audit']
+
+
+def without_clock(value):
+    """Facts without what moves with the clock between two reads (ages, time since expiry)."""
+    if isinstance(value, dict):
+        return dict((k, without_clock(v)) for k, v in value.items() if not k.endswith('_seconds'))
+    if isinstance(value, list):
+        return [without_clock(v) for v in value]
+    return value

@@ -450,10 +450,15 @@ class SnapshotReader(object):
             raise self._error
         if self._rows is not None:
             return self._rows
+        params, application_name, statements, failure, tables = self._args
         rows = []
-        for statement, statement_params in self._args[2]:
-            self._cursor.execute(statement, statement_params)
-            rows.append(self._cursor.fetchone())
+        try:
+            for statement, statement_params in statements:
+                self._cursor.execute(statement, statement_params)
+                rows.append(self._cursor.fetchone())
+        except psycopg2.Error as err:  # the same KorrigoError as beside (the caller's statements are done)
+            raise statement_error(err, self._cursor.connection, params, application_name.split(':', 1)[-1], tables,
+                                  failure)
         return rows
 
 

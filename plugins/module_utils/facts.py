@@ -22,6 +22,9 @@ from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_ST
 SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version', 'audit')
 # Asked for by name only: the audit check reads every grading event (seconds on a district), ``all`` leaves it out.
 EXPLICIT_SUBSETS = ('audit',)
+# The thresholds and list size of the facts when nobody says otherwise (korrigo_facts' option defaults; copylock's
+# facts after its commit).
+FACT_DEFAULTS = {'stuck_after_minutes': 5, 'lock_age_minutes': 60, 'stale_after_minutes': 30, 'list_limit': 200}
 
 # Korrigo has no index on exams_copy.status: every copy is read for the count per status, and once more (both
 # parallel scans of two narrow columns) for the id of each copy in a status a finding looks at. The findings then
@@ -75,6 +78,8 @@ def statement(template, rules):
             .replace('@FINALIZATIONS_CTES@', finalizations_ctes()))
 
 
+# checked_at_epoch is the database's time of the read (its transaction's): a verification asks the next read for
+# locks that expired before it, whatever the list size (lists are ordered by expiry, the oldest first).
 # Counts from the lock table alone; each listed lock's copy by its primary key (OFFSET 0 keeps the lookup per lock:
 # a hash join would read every copy) and its owner. Lists are ordered by expiry (or age), then copy id.
 LOCKS_SQL = """
@@ -87,7 +92,8 @@ WITH locks AS MATERIALIZED (
       FROM exams_copy c LEFT JOIN grading_copylock l ON l.copy_id = c.id
      WHERE c.status = 'LOCKED' AND @ONLY_COPIES@ AND (l.id IS NULL OR l.expires_at < now())
 )
-SELECT (SELECT count(*) FROM locks) AS total,
+SELECT extract(epoch FROM now())::float8 AS checked_at_epoch,
+       (SELECT count(*) FROM locks) AS total,
        (SELECT count(*) FROM locks WHERE NOT expired) AS active,
        (SELECT count(*) FROM locks WHERE expired) AS expired_total,
        (SELECT count(*) FROM locks WHERE locked_at < now() - make_interval(mins => %(lock_age)s))
@@ -109,6 +115,7 @@ SELECT (SELECT count(*) FROM locks) AS total,
 """.replace('@ONLY_COPIES@', ONLY_COPIES).replace('@LOCK_ROW@', """jsonb_build_object(
            'copy_id', x.copy_id, 'anonymous_id', c.anonymous_id, 'copy_status', c.status, 'owner', u.username,
            'locked_at', x.locked_at, 'expires_at', x.expires_at, 'expired', x.expired,
+           'expires_at_epoch', extract(epoch FROM x.expires_at)::float8,
            'expired_since_seconds', extract(epoch FROM now() - x.expires_at)::float8,
            'age_seconds', extract(epoch FROM now() - x.locked_at)::float8)""").replace('@LOCK_JOINS@', """
           CROSS JOIN LATERAL (SELECT y.anonymous_id, y.status FROM exams_copy y WHERE y.id = x.copy_id OFFSET 0) c

@@ -149,7 +149,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
-from ansible_collections.korrigo.ops.plugins.module_utils.facts import read_facts
+from ansible_collections.korrigo.ops.plugins.module_utils.facts import FACT_DEFAULTS, read_facts
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
 )
@@ -263,8 +263,9 @@ def release_locks(module):
                                 kept=jsonable(row['kept']), reconciled=row['reconciled'],
                                 events_written=row['events_written'], audit_rows=row['audit_rows'])
     if params['gather_after']:
-        result['korrigo_after'] = read_facts(dict(params, stuck_after_minutes=5, stale_after_minutes=30,
-                                                  list_limit=params['actions_limit'], remediation_user=None),
+        facts_params = dict(FACT_DEFAULTS, list_limit=params['actions_limit'],
+                            lock_age_minutes=params['lock_age_minutes'])
+        result['korrigo_after'] = read_facts(dict(params, remediation_user=None, **facts_params),
                                              params['gather_after'], 'korrigo.ops:copylock')
     return result
 
@@ -279,7 +280,7 @@ def main():
         reason=dict(type='str'),
         actions_limit=dict(type='int', default=1000),
         gather_after=dict(type='list', elements='str', default=[], choices=['copies', 'locks']),
-        lock_age_minutes=dict(type='int', default=60),
+        lock_age_minutes=dict(type='int', default=FACT_DEFAULTS['lock_age_minutes']),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: release_locks(module))

@@ -111,7 +111,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import korrigo_common_argument_spec
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
-from ansible_collections.korrigo.ops.plugins.module_utils.facts import SUBSETS, read_facts
+from ansible_collections.korrigo.ops.plugins.module_utils.facts import FACT_DEFAULTS, SUBSETS, read_facts
 from ansible_collections.korrigo.ops.plugins.module_utils.remediation import validate_uuids
 
 
@@ -128,10 +128,10 @@ def main():
     argument_spec = korrigo_common_argument_spec()
     argument_spec.update(
         gather_subset=dict(type='list', elements='str', default=['all'], choices=['all'] + list(SUBSETS)),
-        stuck_after_minutes=dict(type='int', default=5),
-        lock_age_minutes=dict(type='int', default=60),
-        list_limit=dict(type='int', default=200),
-        stale_after_minutes=dict(type='int', default=30),
+        stuck_after_minutes=dict(type='int', default=FACT_DEFAULTS['stuck_after_minutes']),
+        lock_age_minutes=dict(type='int', default=FACT_DEFAULTS['lock_age_minutes']),
+        list_limit=dict(type='int', default=FACT_DEFAULTS['list_limit']),
+        stale_after_minutes=dict(type='int', default=FACT_DEFAULTS['stale_after_minutes']),
         remediation_user=dict(type='str'),
         watch_copy_ids=dict(type='list', elements='str', default=[]),
     )

@@ -17,6 +17,7 @@ from ansible_collections.korrigo.ops.plugins.module_utils.copy_rules import (
 )
 from ansible_collections.korrigo.ops.plugins.module_utils.database import SnapshotReader, jsonable, read_only_session
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
+from ansible_collections.korrigo.ops.plugins.module_utils.remediation import validate_uuids
 from ansible_collections.korrigo.ops.plugins.module_utils.version import COPY_STATUSES
 
 SUBSETS = ('copies', 'stuck_imports', 'finalizations', 'locks', 'annotations', 'version', 'audit')
@@ -25,6 +26,16 @@ EXPLICIT_SUBSETS = ('audit',)
 # The thresholds and list size of the facts when nobody says otherwise (korrigo_facts' option defaults; copylock's
 # facts after its commit).
 FACT_DEFAULTS = {'stuck_after_minutes': 5, 'lock_age_minutes': 60, 'stale_after_minutes': 30, 'list_limit': 200}
+# korrigo_facts' own options (beside the connection's); korrigo_triage_info takes their defaults.
+FACTS_ARGUMENT_SPEC = dict(
+    gather_subset=dict(type='list', elements='str', default=['all'], choices=['all'] + list(SUBSETS)),
+    stuck_after_minutes=dict(type='int', default=FACT_DEFAULTS['stuck_after_minutes']),
+    lock_age_minutes=dict(type='int', default=FACT_DEFAULTS['lock_age_minutes']),
+    list_limit=dict(type='int', default=FACT_DEFAULTS['list_limit']),
+    stale_after_minutes=dict(type='int', default=FACT_DEFAULTS['stale_after_minutes']),
+    remediation_user=dict(type='str'),
+    watch_copy_ids=dict(type='list', elements='str', default=[]),
+)
 
 # Korrigo has no index on exams_copy.status: every copy is read for the count per status, and once more (both
 # parallel scans of two narrow columns) for the id of each copy in a status a finding looks at. The findings then
@@ -280,3 +291,12 @@ def read_facts(params, requested, application_name='korrigo.ops:korrigo_facts'):
     list_limit (and optionally watch_copy_ids, remediation_user)."""
     with read_only_session(params, application_name, FAILURE) as (cursor, rules):
         return gather(cursor, rules, selected_subsets(requested), params, application_name)
+
+
+def korrigo_facts(params, application_name='korrigo.ops:korrigo_facts'):
+    """ansible_facts.korrigo from korrigo_facts' parameters (the connection's and FACTS_ARGUMENT_SPEC), checked first."""
+    for name in ('stuck_after_minutes', 'lock_age_minutes', 'list_limit', 'stale_after_minutes'):
+        if params[name] < 0:
+            raise KorrigoError("%s must not be negative (got %d)" % (name, params[name]))
+    params = dict(params, watch_copy_ids=validate_uuids(params['watch_copy_ids']))
+    return read_facts(params, params['gather_subset'], application_name)

@@ -110,33 +110,15 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.korrigo.ops.plugins.module_utils.database import korrigo_common_argument_spec
-from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
-from ansible_collections.korrigo.ops.plugins.module_utils.facts import FACT_DEFAULTS, SUBSETS, read_facts
-from ansible_collections.korrigo.ops.plugins.module_utils.remediation import validate_uuids
-
-
-def gather_facts(module):
-    params = module.params
-    for name in ('stuck_after_minutes', 'lock_age_minutes', 'list_limit', 'stale_after_minutes'):
-        if params[name] < 0:
-            raise KorrigoError("%s must not be negative (got %d)" % (name, params[name]))
-    params['watch_copy_ids'] = validate_uuids(params['watch_copy_ids'])
-    return {'changed': False, 'ansible_facts': {'korrigo': read_facts(params, params['gather_subset'])}}
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.facts import FACTS_ARGUMENT_SPEC, korrigo_facts
 
 
 def main():
     argument_spec = korrigo_common_argument_spec()
-    argument_spec.update(
-        gather_subset=dict(type='list', elements='str', default=['all'], choices=['all'] + list(SUBSETS)),
-        stuck_after_minutes=dict(type='int', default=FACT_DEFAULTS['stuck_after_minutes']),
-        lock_age_minutes=dict(type='int', default=FACT_DEFAULTS['lock_age_minutes']),
-        list_limit=dict(type='int', default=FACT_DEFAULTS['list_limit']),
-        stale_after_minutes=dict(type='int', default=FACT_DEFAULTS['stale_after_minutes']),
-        remediation_user=dict(type='str'),
-        watch_copy_ids=dict(type='list', elements='str', default=[]),
-    )
+    argument_spec.update(FACTS_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_module(module, lambda: gather_facts(module))
+    run_module(module, lambda: {'changed': False, 'ansible_facts': {'korrigo': korrigo_facts(module.params)}})
 
 
 if __name__ == '__main__':

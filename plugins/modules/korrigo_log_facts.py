@@ -93,138 +93,15 @@ ansible_facts:
         requests: {total: 412, errors_5xx: 3, error_rate: 0.0073, slow: 2}
 '''
 
-import datetime
-import json
-import os
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
-from ansible_collections.korrigo.ops.plugins.module_utils.logs import read_tail
-
-UUID_RE = re.compile(r'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}')
-HEX_RE = re.compile(r'\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b')
-NUM_RE = re.compile(r'\d+(\.\d+)?')
-TIME_FORMATS = ('%Y-%m-%d %H:%M:%S,%f', '%Y-%m-%dT%H:%M:%S.%f', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S')
-
-
-def parse_time(text):
-    text = str(text or '').strip().replace('Z', '')
-    if len(text) > 6 and text[-6] in '+-' and text[-3] == ':':
-        text = text[:-6]  # an explicit UTC offset; Korrigo logs UTC
-    for fmt in TIME_FORMATS:
-        try:
-            return datetime.datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    return None
-
-
-def normalize(message):
-    first = (message or '').splitlines()[0] if message else ''
-    return NUM_RE.sub('<n>', HEX_RE.sub('<hex>', UUID_RE.sub('<uuid>', first)))[:200]
-
-
-def exception_class(exc_info):
-    lines = [line for line in str(exc_info or '').splitlines() if line.strip()]
-    if not lines:
-        return None
-    return lines[-1].split(':', 1)[0].strip()[:100]
-
-
-def summarize(lines, now, params):
-    since = now - datetime.timedelta(minutes=params['window_minutes'])
-    levels = set(level.upper() for level in params['levels'])
-    signatures, requests = {}, {}
-    parse_errors = in_window = 0
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            stamp = parse_time(entry.get('timestamp'))
-        except (ValueError, AttributeError):
-            parse_errors += 1
-            continue
-        if not isinstance(entry, dict) or stamp is None:
-            parse_errors += 1
-            continue
-        if stamp < since or stamp > now + datetime.timedelta(minutes=5):
-            continue
-        in_window += 1
-        if entry.get('status_code') is not None:
-            key = entry.get('request_id') or ('line', in_window)
-            known = requests.setdefault(key, {'status': 0, 'duration_ms': 0.0})
-            try:
-                known['status'] = max(known['status'], int(entry['status_code']))
-                known['duration_ms'] = max(known['duration_ms'], float(entry.get('duration_ms') or 0))
-            except (TypeError, ValueError):
-                pass
-        level = str(entry.get('level', '')).upper()
-        if level not in levels:
-            continue
-        logger = entry.get('logger') or ''
-        exc = exception_class(entry.get('exc_info'))
-        signature = '%s %s: %s%s' % (level, logger, normalize(entry.get('message')), ' [%s]' % exc if exc else '')
-        found = signatures.setdefault(signature, {
-            'signature': signature, 'level': level, 'logger': logger, 'exception': exc, 'count': 0,
-            'first_seen': entry.get('timestamp'), 'sample': str(entry.get('message') or '')[:300],
-            'paths': []})
-        found['count'] += 1
-        found['last_seen'] = entry.get('timestamp')
-        if entry.get('path') and entry['path'] not in found['paths'] and len(found['paths']) < 5:
-            found['paths'].append(entry['path'])
-    ranked = sorted(signatures.values(), key=lambda s: (-s['count'], s['signature']))
-    total = len(requests)
-    errors_5xx = sum(1 for r in requests.values() if r['status'] >= 500)
-    return {
-        'entries_in_window': in_window,
-        'parse_errors': parse_errors,
-        'errors_total': sum(s['count'] for s in ranked),
-        'signatures_total': len(ranked),
-        'signatures': ranked[:params['list_limit']],
-        'requests': {
-            'total': total,
-            'errors_5xx': errors_5xx,
-            'error_rate': round(float(errors_5xx) / total, 4) if total else 0.0,
-            'slow': sum(1 for r in requests.values() if r['duration_ms'] > params['slow_request_ms']),
-            'slow_request_ms': params['slow_request_ms'],
-        },
-    }
-
-
-def gather_facts(params):
-    for name in ('window_minutes', 'max_bytes', 'list_limit', 'slow_request_ms'):
-        if params[name] < 0:
-            raise KorrigoError("%s must not be negative (got %d)" % (name, params[name]))
-    now = datetime.datetime.utcnow()
-    facts = {'path': params['path'], 'window_minutes': params['window_minutes'],
-             'until': now.strftime('%Y-%m-%d %H:%M:%S'),
-             'since': (now - datetime.timedelta(minutes=params['window_minutes'])).strftime('%Y-%m-%d %H:%M:%S')}
-    if not os.path.isfile(params['path']):
-        facts.update(exists=False, errors_total=0, signatures=[], signatures_total=0,
-                     requests={'total': 0, 'errors_5xx': 0, 'error_rate': 0.0, 'slow': 0})
-        return {'changed': False, 'ansible_facts': {'korrigo_log': facts}}
-    try:
-        lines = read_tail(params['path'], params['max_bytes'])
-    except (IOError, OSError) as err:
-        raise KorrigoError("cannot read Korrigo's log %s: %s" % (params['path'], err))
-    facts['exists'] = True
-    facts.update(summarize(lines, now, params))
-    return {'changed': False, 'ansible_facts': {'korrigo_log': facts}}
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.logs import LOG_ARGUMENT_SPEC, log_facts
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(
-        path=dict(type='path', required=True),
-        window_minutes=dict(type='int', default=60),
-        levels=dict(type='list', elements='str', default=['ERROR', 'CRITICAL']),
-        slow_request_ms=dict(type='int', default=5000),
-        max_bytes=dict(type='int', default=52428800),
-        list_limit=dict(type='int', default=20),
-    ), supports_check_mode=True)
-    run_module(module, lambda: gather_facts(module.params))
+    module = AnsibleModule(argument_spec=LOG_ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, lambda: {'changed': False, 'ansible_facts': {'korrigo_log': log_facts(module.params)}})
 
 
 if __name__ == '__main__':

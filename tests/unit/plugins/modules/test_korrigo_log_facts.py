@@ -2,7 +2,7 @@
 import datetime
 import json
 
-from ansible_collections.korrigo.ops.plugins.modules.korrigo_log_facts import normalize, parse_time, summarize
+from ansible_collections.korrigo.ops.plugins.module_utils.logs import normalize, parse_time, summarize
 
 NOW = datetime.datetime(2026, 11, 30, 1, 0, 0)
 PARAMS = dict(window_minutes=30, levels=['ERROR', 'CRITICAL'], slow_request_ms=5000, list_limit=20)

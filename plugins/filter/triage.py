@@ -96,8 +96,9 @@ def _found(facts, verdict, log_window_minutes):
 
 def triage_report(facts, verdict, gaps=None, check_mode=False, log_window_minutes=None):
     """The triage report (the keys every report has), from triage_facts, triage_verdict and triage_gaps."""
-    if not isinstance(facts, dict) or not isinstance(verdict, dict) or 'severity' not in verdict:
-        raise AnsibleFilterError('triage_report expects the triage facts and the triage_verdict result')
+    if not isinstance(facts, dict) or not isinstance(verdict, dict) or verdict.get('severity') not in severity.SEVERITIES:
+        raise AnsibleFilterError('triage_report expects the triage facts and the triage_verdict result (a severity, '
+                                 'one of %s): nothing could be classified' % ', '.join(severity.SEVERITIES))
     needs_human = ['%s (role %s) <- %s' % (r['playbook'], r['role_name'], ', '.join(r['why']))
                    for r in verdict.get('remediations') or []]
     needs_human += ['not gathered: %s' % gap for gap in gaps or []]

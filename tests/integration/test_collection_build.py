@@ -1,7 +1,7 @@
 """The built collection tarball installs offline into an empty collections path and works from the installed copy.
 
 Only the installed copy is used (no repository link, no PYTHONPATH into the working tree, an empty ansible.cfg);
-its dependencies community.docker and community.postgresql come from the `ansible` package's bundled collections
+its dependency community.postgresql comes from the `ansible` package's bundled collections
 (the venv's site-packages), as README "Installing" documents.
 """
 import ast

@@ -57,6 +57,6 @@ def test_ansible_builder_create_writes_the_build_context(tmp_path):
     assert 'libpq [platform:rpm]' in bindep and 'postgresql-client [platform:dpkg]' in bindep
     # Galaxy: the collections the roles use.
     galaxy = yaml.safe_load((build / 'requirements.yml').read_text())
-    assert {'community.postgresql', 'community.docker'} <= set(c['name'] for c in galaxy['collections'])
+    assert {'community.postgresql'} <= set(c['name'] for c in galaxy['collections'])
     # This collection itself, from the tarball of this checkout.
     assert os.listdir(str(build / 'korrigo')) == tarball

@@ -61,6 +61,7 @@ class ActionModule(ActionBase):
             return result
         result['changed'] = False  # a report is a record of the run, not a change to the school
         result['summary'] = fleet_row_source(document)
+        result['summaries'] = dict(args['summaries'], **{document['scenario']: result['summary']})
         result['files'] = document.get('files')
         if args['report_dir']:
             written = self._write(args['report_dir'], report_file_entries(document, host), task_vars)

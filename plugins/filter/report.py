@@ -442,7 +442,7 @@ def _worst(severities):
     return worst(severities) or ('none' if severities else 'n/a')
 
 
-# What a fleet row reads of a report document (the run_report action remembers only these in korrigo_run_reports).
+# What a fleet row reads of a report document (the run_report action remembers only these in its summaries).
 FLEET_ROW_KEYS = ('scenario', 'title', 'severity', 'status', 'korrigo_version', 'check_mode', 'done', 'needs_human',
                   'files')
 
@@ -453,17 +453,20 @@ def fleet_row_source(document):
 
 
 def fleet_summary(hosts, scenario='all', generated=None):
-    """One row per school (host) and scenario from the hosts' korrigo_run_reports and korrigo_run_failure.
+    """One row per school (host) and scenario from the hosts' report summaries and korrigo_run_failure.
 
     ``hosts`` is a list of host variable mappings (``ansible_play_hosts_all | map('extract', hostvars)``) or of
-    plain dictionaries with ``inventory_hostname``, ``korrigo_run_reports`` and ``korrigo_run_failure``."""
+    plain dictionaries with ``inventory_hostname``, ``korrigo_run_report`` (the last run_report result, whose
+    ``summaries`` has every report of the host) or ``korrigo_run_reports`` (summaries by scenario), and
+    ``korrigo_run_failure``."""
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError('fleet_summary expects a list of host variables')
     generated_at = _parse_time(generated) or datetime.datetime.now(datetime.timezone.utc)
     rows = []
     for hostvars in hosts:
         name = str(_get(hostvars, 'inventory_hostname', '?'))
-        reports = _plain(_get(hostvars, 'korrigo_run_reports', {}))
+        reports = dict(_plain(_get(hostvars, 'korrigo_run_reports', None)) or {})
+        reports.update((_plain(_get(hostvars, 'korrigo_run_report', None)) or {}).get('summaries') or {})
         failure = _plain(_get(hostvars, 'korrigo_run_failure', None))
         school = _get(hostvars, 'korrigo_school', None)
         selected = [r for key, r in sorted(reports.items()) if scenario in ('all', 'site', key)]

@@ -39,6 +39,7 @@ RUN_REPORT_ARGUMENT_SPEC = dict(
     report_dir=dict(type='str', default=''),
     stats=dict(type='bool', default=True),
     stats_details=dict(type='bool', default=True),
+    summaries=dict(type='dict', default={}),
 )
 
 

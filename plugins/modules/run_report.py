@@ -57,6 +57,12 @@ options:
       - With O(stats), keep C(details), C(facts_before) and C(facts_after) in the artifact.
     type: bool
     default: true
+  summaries:
+    description:
+      - The summaries of this host's earlier reports of the run, by scenario (the C(summaries) this action returned
+        last); RV(summaries) is them plus this report's. The fleet summary reads RV(summaries) of the last one.
+    type: dict
+    default: {}
 attributes:
   action:
     description: The work is done on the controller; the files are written on the target.
@@ -83,12 +89,22 @@ EXAMPLES = r'''
     report_dir: /var/lib/korrigo-ops/reports
   check_mode: false
   register: korrigo_run_report
+
+- name: Another role's report, remembered beside the first one's for the fleet summary
+  korrigo.ops.run_report:
+    report: "{{ triage_report }}"
+    summaries: "{{ korrigo_run_report.summaries | default({}) }}"
+  register: korrigo_run_report
 '''
 
 RETURN = r'''
 summary:
   description: What a fleet summary row is made of (scenario, title, severity, status, version, what was done,
     what needs a human, the files).
+  returned: success
+  type: dict
+summaries:
+  description: O(summaries) with RV(summary) added under its scenario (a scenario run again replaces its own).
   returned: success
   type: dict
 files:

@@ -41,3 +41,21 @@ def test_run_report_writes_this_runs_files_and_the_latest_ones():
     assert json.loads(entries[0]['content'])['run']['id'] == 'lock_conflicts-school-1-20261202T031500Z'
     row = fleet_row_source(doc)
     assert row['severity'] == 'P3' and row['files']['json'].endswith('.json') and 'facts_before' not in row
+
+
+def test_run_report_remembers_every_report_of_the_host_for_the_fleet_summary():
+    from ansible_collections.korrigo.ops.plugins.action.run_report import ActionModule
+
+    def run(report, summaries=None):
+        task = types.SimpleNamespace(args={'report': report, 'host': 'school-1', 'stats': False,
+                                           'summaries': summaries or {}},
+                                     async_val=0, check_mode=False, diff=False)
+        action = ActionModule(task, types.SimpleNamespace(_shell=types.SimpleNamespace(tmpdir='/tmp')), None, None, None, None)
+        return action.run(task_vars={'inventory_hostname': 'school-1'})
+
+    first = run({'scenario': 'triage', 'severity': 'P3', 'status': 'needs a human'})
+    assert set(first['summaries']) == {'triage'} and first['summaries']['triage'] == first['summary']
+    second = run({'scenario': 'lock_conflicts', 'severity': 'P3', 'status': 'resolved'}, first['summaries'])
+    assert set(second['summaries']) == {'triage', 'lock_conflicts'} and not second.get('failed')
+    again = run({'scenario': 'triage', 'severity': 'none', 'status': 'healthy'}, second['summaries'])
+    assert again['summaries']['triage']['severity'] == 'none' and len(again['summaries']) == 2

@@ -133,7 +133,7 @@ def test_fleet_summary_has_one_row_per_school_with_failures_and_missing_reports(
     hosts = [
         {'inventory_hostname': 'school-a', 'korrigo_run_reports': {'lock_conflicts': document()}},
         {'inventory_hostname': 'school-b', 'korrigo_school': 'Lycee B',
-         'korrigo_run_reports': {'lock_conflicts': healthy, 'triage': dict(healthy, scenario='triage')}},
+         'korrigo_run_report': {'summaries': {'lock_conflicts': healthy, 'triage': dict(healthy, scenario='triage')}}},
         {'inventory_hostname': 'school-c', 'korrigo_run_failure': {
             'scenario': 'lock_conflicts', 'task': 'Gather lock facts', 'msg': 'connection refused'}},
         {'inventory_hostname': 'school-d'},

@@ -7,7 +7,9 @@ Each school is a database of its own (korrigo_bench_school_NN, korrigo_stack.mig
 schema) with a small seed: ``baseline`` (10 copies) plus ``locks`` (``--locks`` expired locks, seeded again before
 every release run). The inventory (benchmarks/.fleet/hosts.yml, written here) has one host per school, local
 connection, the local inventory's group_vars; forks = number of schools (at most 20). "N x one school" is N times
-the median of the 1-school run: the wall time a serial loop over the schools would take.
+the median of the 1-school run: the wall time a serial loop over the schools would take. The floor of the fleet
+(benchmarks/playbooks/fleet_floor.yml) is triage.yml's shape with every task a no-op, over the same schools and
+forks: Ansible's own cost of that many tasks per school.
 """
 import argparse
 import json
@@ -27,6 +29,8 @@ from korrigo_stack import seed as stack_seed  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 FLEET_DIR = os.path.join(HERE, '.fleet')  # two levels below the root, as the local inventory's paths expect
 PLAYBOOKS = os.path.join(common.ROOT, 'playbooks')
+# triage.yml's shape with every task a no-op: what Ansible itself costs a fleet of N schools on these cores.
+FLEET_FLOOR = os.path.join(HERE, 'playbooks', 'fleet_floor.yml')
 
 
 def school_db(i):
@@ -95,18 +99,20 @@ def fleet(schools, repeat, locks):
         inventory = write_inventory(n)
         forks = min(n, 20)
         triage = [play(os.path.join(PLAYBOOKS, 'triage.yml'), inventory, forks) for _run in range(repeat)]
+        floor = [play(FLEET_FLOOR, inventory, forks) for _run in range(repeat)]
         release = []
         for _run in range(repeat):
             reseed_locks(n, locks)
             release.append(play(os.path.join(PLAYBOOKS, 'release_expired_locks.yml'), inventory, forks,
                                 {'korrigo_max_changes': locks + 10}))
-        out[str(n)] = {'forks': forks, 'triage': common.stats(triage), 'release_expired_locks': common.stats(release)}
+        out[str(n)] = {'forks': forks, 'triage': common.stats(triage), 'release_expired_locks': common.stats(release),
+                       'ansible_floor': common.stats(floor)}
         print('  fleet %2d schools: triage %.1f s, release %.1f s' % (
             n, out[str(n)]['triage']['median'], out[str(n)]['release_expired_locks']['median']), file=sys.stderr)
     one = out.get('1')
     if one:
         for n, row in out.items():
-            for name in ('triage', 'release_expired_locks'):
+            for name in ('triage', 'release_expired_locks', 'ansible_floor'):
                 row[name]['n_times_one_school'] = round(int(n) * one[name]['median'], 2)
                 row[name]['over_one_school'] = round(row[name]['median'] / one[name]['median'], 2)
     return out

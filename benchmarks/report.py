@@ -162,12 +162,17 @@ def fleet(part, out):
         out.append('`%s`' % part.get('command'))
         out.append('')
         out.append('| schools | forks | triage median, s | N x one school, s | triage / one school (target <= 5 at 20) |'
+                   ' Ansible floor (triage\'s shape, no-op tasks), s | floor / floor at one school |'
                    ' release_expired_locks median, s | N x one school, s | release / one school |')
-        out.append('|' + '---|' * 8)
+        out.append('|' + '---|' * 10)
         for n, row in sorted(rows.items(), key=lambda kv: int(kv[0])):
-            tri, rel = row['triage'], row['release_expired_locks']
+            tri, rel, floor = row['triage'], row['release_expired_locks'], row.get('ansible_floor') or {}
             out.append(_row([n, row['forks'], tri['median'], tri.get('n_times_one_school'), tri.get('over_one_school'),
+                             floor.get('median'), floor.get('over_one_school'),
                              rel['median'], rel.get('n_times_one_school'), rel.get('over_one_school')]))
+        out.append('')
+        out.append('The floor is benchmarks/playbooks/fleet_floor.yml: as many tasks per school as triage.yml runs, one '
+                   'of them a module process, each doing nothing, over the same schools and forks.')
         out.append('')
 
 

@@ -27,7 +27,11 @@ class KorrigoError(Exception):
 
 
 class ConcurrentRun(Exception):
-    """Another run holds this remediation's advisory lock."""
+    """Another run holds this remediation's advisory lock. ``result`` is what was read before (returned as is)."""
+
+    def __init__(self, msg, result=None):
+        super(ConcurrentRun, self).__init__(msg)
+        self.result = result or {}
 
 
 def run_module(module, body):
@@ -38,7 +42,7 @@ def run_module(module, body):
     except ConcurrentRun as err:
         if module.params.get('lock_wait') == 'fail':
             module.fail_json(msg=str(err))
-        module.exit_json(changed=False, skipped_concurrent_run=True, msg=str(err))
+        module.exit_json(changed=False, skipped_concurrent_run=True, msg=str(err), **err.result)
     except KorrigoError as err:
         extra = dict((k, v) for k, v in err.details.items() if k != 'exception')
         if 'exception' in err.details:

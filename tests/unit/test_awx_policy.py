@@ -123,7 +123,7 @@ def test_execution_environment_lists_the_dependencies():
     assert ee['version'] == 3
     deps = ee['dependencies']
     assert deps['python'] == '../requirements.txt' and deps['system'] == '../bindep.txt'
-    assert {'community.postgresql', 'community.docker'} <= set(c['name'] for c in deps['galaxy']['collections'])
+    assert {'community.postgresql'} <= set(c['name'] for c in deps['galaxy']['collections'])
     galaxy = load('galaxy.yml')
     for name, version in (galaxy.get('dependencies') or {}).items():
         assert name in set(c['name'] for c in deps['galaxy']['collections'])

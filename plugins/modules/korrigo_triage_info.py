@@ -235,6 +235,8 @@ def readers(params):
     problems = ["%s must not be negative (got %d)" % (name, params[name]) for name in (
         'docker_timeout', 'log_window_minutes', 'stuck_after_minutes', 'list_limit', 'long_running_seconds',
         'idle_in_transaction_seconds') if params[name] < 0]
+    if not params['sources']:
+        problems.append("sources is empty: name at least one of %s" % ', '.join(SOURCES))
     if 'log' in params['sources'] and not params['log_path']:
         problems.append("log_path is required to read the log (or leave log out of sources)")
     if problems:

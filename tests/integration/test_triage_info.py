@@ -102,6 +102,7 @@ def test_a_missing_log_is_a_finding_not_a_failure(korrigo_head, tmp_path):
 
 @pytest.mark.parametrize('args, message', [
     ({'list_limit': -1, 'log_path': '/dev/null'}, 'list_limit must not be negative'),
+    ({'sources': []}, 'sources is empty'),
     ({'sources': ['log'], 'log_window_minutes': -5}, 'log_window_minutes must not be negative (got -5); log_path is required'),
     ({'sources': ['docker'], 'docker_host': 'ssh://admin@school.example.org'}, None),
 ])

@@ -169,6 +169,26 @@ attributes:
 '''
 
     # Where Korrigo's MEDIA_ROOT is, for the modules that read or write its files.
+    # Korrigo's Prometheus endpoint (korrigo_latency_facts, korrigo_triage_info; module_utils/latency's spec).
+    METRICS = r'''
+options:
+  metrics_url:
+    description:
+      - Korrigo's Prometheus endpoint (C(/metrics)). Empty skips the metrics.
+    type: str
+    default: ''
+  metrics_token:
+    description:
+      - Korrigo's C(METRICS_TOKEN), sent as the C(X-Metrics-Token) header.
+    type: str
+    default: ''
+  validate_certs:
+    description:
+      - Verify the TLS certificate of O(metrics_url).
+    type: bool
+    default: true
+'''
+
     MEDIA = r'''
 options:
   media_root:

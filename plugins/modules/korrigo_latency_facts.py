@@ -38,26 +38,11 @@ options:
     elements: str
     default: [ all ]
     choices: [ all, metrics, sessions, connections, indexes, statements, backlog ]
-  metrics_url:
-    description:
-      - Korrigo's Prometheus endpoint (C(/metrics)). Empty skips the metrics.
-    type: str
-    default: ''
-  metrics_token:
-    description:
-      - Korrigo's C(METRICS_TOKEN), sent as the C(X-Metrics-Token) header.
-    type: str
-    default: ''
   metrics_timeout:
     description:
       - Seconds to wait for the metrics endpoint.
     type: int
     default: 10
-  validate_certs:
-    description:
-      - Verify the TLS certificate of O(metrics_url).
-    type: bool
-    default: true
   sample_seconds:
     description:
       - When above 0, scrape twice this many seconds apart and compute the quantiles on the difference
@@ -102,6 +87,7 @@ options:
     default: celery
 extends_documentation_fragment:
   - korrigo.ops.korrigo
+  - korrigo.ops.korrigo.metrics
   - korrigo.ops.korrigo.attributes_read_only
 requirements:
   - prometheus_client on the host running the module when O(metrics_url) is set.

@@ -56,21 +56,6 @@ options:
     elements: str
     default: [ metrics, sessions, connections, backlog ]
     choices: [ all, metrics, sessions, connections, indexes, statements, backlog ]
-  metrics_url:
-    description:
-      - Korrigo's Prometheus endpoint (C(/metrics)). Empty skips the metrics.
-    type: str
-    default: ''
-  metrics_token:
-    description:
-      - Korrigo's C(METRICS_TOKEN), sent as the C(X-Metrics-Token) header.
-    type: str
-    default: ''
-  validate_certs:
-    description:
-      - Verify the TLS certificate of O(metrics_url).
-    type: bool
-    default: true
   broker_url:
     description:
       - Korrigo's C(CELERY_BROKER_URL) (Redis) for the backlog. Empty skips the backlog. Never logged.
@@ -124,6 +109,7 @@ options:
     default: 60
 extends_documentation_fragment:
   - korrigo.ops.korrigo
+  - korrigo.ops.korrigo.metrics
   - korrigo.ops.korrigo.attributes_read_only
 notes:
   - Opens up to three database connections at once (the latency session, the workflow session and the audit
@@ -199,13 +185,16 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.korrigo.ops.plugins.module_utils.database import korrigo_common_argument_spec
 from ansible_collections.korrigo.ops.plugins.module_utils.docker_api import compose_containers
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
-from ansible_collections.korrigo.ops.plugins.module_utils.facts import FACT_DEFAULTS, FACTS_ARGUMENT_SPEC, korrigo_facts
+from ansible_collections.korrigo.ops.plugins.module_utils.facts import FACTS_ARGUMENT_SPEC, korrigo_facts
 from ansible_collections.korrigo.ops.plugins.module_utils.latency import LATENCY_ARGUMENT_SPEC, latency_facts
 from ansible_collections.korrigo.ops.plugins.module_utils.logs import LOG_ARGUMENT_SPEC, log_facts
 
 SOURCES = ('docker', 'latency', 'workflow', 'log')
 APPLICATION_NAME = 'korrigo.ops:korrigo_triage_info'
 CONNECTION_OPTIONS = tuple(korrigo_common_argument_spec())
+# korrigo_latency_facts' options this module takes as they are (same names, types, defaults, no_log).
+LATENCY_OPTIONS = ('metrics_url', 'metrics_token', 'validate_certs', 'broker_url', 'latency_threshold_seconds',
+                   'long_running_seconds', 'idle_in_transaction_seconds')
 
 
 def defaults(spec):
@@ -217,9 +206,7 @@ def source_params(params):
     """Each source's own module parameters: its defaults, then what this module was given."""
     connection = dict((name, params[name]) for name in CONNECTION_OPTIONS)
     latency = dict(defaults(LATENCY_ARGUMENT_SPEC), **connection)
-    latency.update((name, params[name]) for name in (
-        'metrics_url', 'metrics_token', 'validate_certs', 'broker_url', 'latency_threshold_seconds',
-        'long_running_seconds', 'idle_in_transaction_seconds'))
+    latency.update((name, params[name]) for name in LATENCY_OPTIONS)
     latency['gather_subset'] = params['latency_subset']
     workflow = dict(defaults(FACTS_ARGUMENT_SPEC), **connection)
     workflow.update(gather_subset=params['workflow_subset'], stuck_after_minutes=params['stuck_after_minutes'],
@@ -285,23 +272,16 @@ def main():
         docker_timeout=dict(type='int', default=10),
         latency_subset=dict(type='list', elements='str', default=['metrics', 'sessions', 'connections', 'backlog'],
                             choices=LATENCY_ARGUMENT_SPEC['gather_subset']['choices']),
-        metrics_url=dict(type='str', default=''),
-        metrics_token=dict(type='str', default='', no_log=True),
-        validate_certs=dict(type='bool', default=True),
-        broker_url=dict(type='str', default='', no_log=True),
-        latency_threshold_seconds=dict(type='float', default=LATENCY_ARGUMENT_SPEC['latency_threshold_seconds']['default']),
-        long_running_seconds=dict(type='int', default=LATENCY_ARGUMENT_SPEC['long_running_seconds']['default']),
-        idle_in_transaction_seconds=dict(type='int',
-                                         default=LATENCY_ARGUMENT_SPEC['idle_in_transaction_seconds']['default']),
         workflow_subset=dict(type='list', elements='str', default=['copies', 'stuck_imports', 'finalizations', 'locks',
                                                                    'audit'],
                              choices=FACTS_ARGUMENT_SPEC['gather_subset']['choices']),
-        stuck_after_minutes=dict(type='int', default=FACT_DEFAULTS['stuck_after_minutes']),
-        list_limit=dict(type='int', default=FACT_DEFAULTS['list_limit']),
+        stuck_after_minutes=FACTS_ARGUMENT_SPEC['stuck_after_minutes'],
+        list_limit=FACTS_ARGUMENT_SPEC['list_limit'],
         workflow_statement_timeout_ms=dict(type='int'),
         log_path=dict(type='path'),
         log_window_minutes=dict(type='int', default=LOG_ARGUMENT_SPEC['window_minutes']['default']),
     )
+    argument_spec.update((name, LATENCY_ARGUMENT_SPEC[name]) for name in LATENCY_OPTIONS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, lambda: triage_info(module.params))
 

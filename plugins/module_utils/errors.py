@@ -27,11 +27,7 @@ class KorrigoError(Exception):
 
 
 class ConcurrentRun(Exception):
-    """Another run holds this remediation's advisory lock. ``result`` is what was read before (returned as is)."""
-
-    def __init__(self, msg, result=None):
-        super(ConcurrentRun, self).__init__(msg)
-        self.result = result or {}
+    """Another run holds this remediation's advisory lock."""
 
 
 def run_module(module, body):
@@ -42,7 +38,7 @@ def run_module(module, body):
     except ConcurrentRun as err:
         if module.params.get('lock_wait') == 'fail':
             module.fail_json(msg=str(err))
-        module.exit_json(changed=False, skipped_concurrent_run=True, msg=str(err), **err.result)
+        module.exit_json(changed=False, skipped_concurrent_run=True, msg=str(err))
     except KorrigoError as err:
         extra = dict((k, v) for k, v in err.details.items() if k != 'exception')
         if 'exception' in err.details:

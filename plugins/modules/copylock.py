@@ -51,16 +51,6 @@ options:
       - Keeps results readable and cheap when a remediation changes 100k rows.
     type: int
     default: 1000
-  gather_before:
-    description:
-      - Before the release, read these subsets of M(korrigo.ops.korrigo_facts) in a read-only snapshot and return
-        them as RV(korrigo_before), by the same statements as that module (a role diagnoses and releases in one
-        module process; what it decides from them does not gate this release, whose own rule is the selection).
-      - Empty (the default) reads nothing.
-    type: list
-    elements: str
-    choices: [copies, locks]
-    default: []
   gather_after:
     description:
       - Once the release is committed (or, in check mode, rolled back), read these subsets of
@@ -73,7 +63,7 @@ options:
     default: []
   lock_age_minutes:
     description:
-      - With O(gather_before) or O(gather_after), what M(korrigo.ops.korrigo_facts) O(korrigo.ops.korrigo_facts#module:lock_age_minutes)
+      - With O(gather_after), what M(korrigo.ops.korrigo_facts) O(korrigo.ops.korrigo_facts#module:lock_age_minutes)
         would be (locks older than this are listed as old).
     type: int
     default: 60
@@ -137,15 +127,6 @@ korrigo_version:
   returned: success, unless another run held the advisory lock (then only RV(skipped_concurrent_run) and RV(msg))
   type: str
   sample: head
-korrigo_before:
-  description:
-    - The facts of O(gather_before), read before the release, shaped as M(korrigo.ops.korrigo_facts)'s
-      C(ansible_facts.korrigo) (lists hold at most O(actions_limit) entries).
-  returned: when O(gather_before) is set (also when another run held the advisory lock)
-  type: dict
-  sample:
-    version: {name: head}
-    locks: {total: 7, active: 2, expired_total: 5}
 korrigo_after:
   description:
     - The facts of O(gather_after), read after the commit, shaped as M(korrigo.ops.korrigo_facts)'s
@@ -167,7 +148,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.korrigo.ops.plugins.module_utils.errors import ConcurrentRun, KorrigoError, run_module
+from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError, run_module
 from ansible_collections.korrigo.ops.plugins.module_utils.facts import FACT_DEFAULTS, read_facts
 from ansible_collections.korrigo.ops.plugins.module_utils.database import (
     jsonable, korrigo_common_argument_spec, korrigo_guard_argument_spec,
@@ -275,22 +256,17 @@ def release_locks(module):
         'event_action': 'UNLOCK',
         'audit_action': 'korrigo_ops.copylock.release',
     }
-    facts_params = dict(params, remediation_user=None)
-    facts_params.update(FACT_DEFAULTS, list_limit=params['actions_limit'], lock_age_minutes=params['lock_age_minutes'])
-    before = {}
-    if params['gather_before']:
-        before['korrigo_before'] = read_facts(facts_params, params['gather_before'], 'korrigo.ops:copylock')
-    try:
-        with Remediation(params, 'copylock', module.check_mode, tables=('grading_copylock', 'exams_copy')) as rem:
-            row = rem.fetchone(release_statement(), rem.trail_params(**statement_params))
-            check_statement_guards(row, params['max_changes'])
-    except ConcurrentRun as err:
-        raise ConcurrentRun(str(err), before)
+    with Remediation(params, 'copylock', module.check_mode, tables=('grading_copylock', 'exams_copy')) as rem:
+        row = rem.fetchone(release_statement(), rem.trail_params(**statement_params))
+        check_statement_guards(row, params['max_changes'])
     result = remediation_result(module, row['released'], row['actions'], rem.rules['name'], 'locks', 'copy_id',
                                 kept=jsonable(row['kept']), reconciled=row['reconciled'],
-                                events_written=row['events_written'], audit_rows=row['audit_rows'], **before)
+                                events_written=row['events_written'], audit_rows=row['audit_rows'])
     if params['gather_after']:
-        result['korrigo_after'] = read_facts(facts_params, params['gather_after'], 'korrigo.ops:copylock')
+        facts_params = dict(FACT_DEFAULTS, list_limit=params['actions_limit'],
+                            lock_age_minutes=params['lock_age_minutes'])
+        result['korrigo_after'] = read_facts(dict(params, remediation_user=None, **facts_params),
+                                             params['gather_after'], 'korrigo.ops:copylock')
     return result
 
 
@@ -303,7 +279,6 @@ def main():
         force=dict(type='bool', default=False),
         reason=dict(type='str'),
         actions_limit=dict(type='int', default=1000),
-        gather_before=dict(type='list', elements='str', default=[], choices=['copies', 'locks']),
         gather_after=dict(type='list', elements='str', default=[], choices=['copies', 'locks']),
         lock_age_minutes=dict(type='int', default=FACT_DEFAULTS['lock_age_minutes']),
     )

@@ -1,9 +1,7 @@
 """copylock against the real schema of both Korrigo versions."""
 import uuid
 
-import psycopg2
-
-from conftest import dsn_for, finish_module
+from conftest import finish_module
 
 REMEDIATION_USER = 'korrigo-ops'
 
@@ -145,29 +143,3 @@ def test_gather_after_returns_the_facts_korrigo_facts_reads_after_the_commit(kor
     for key in ('total', 'active', 'expired_total', 'locked_without_valid_lock', 'expired_by_owner'):
         assert mine['locks'][key] == after['locks'][key], key
     assert 'korrigo_after' not in korrigo.run('copylock', expired=True)
-
-
-def test_gather_before_returns_the_facts_korrigo_facts_reads_before_the_release(korrigo):
-    """gather_before: the lock role diagnoses and releases in one module process; the facts are those korrigo_facts
-    reads right before, also when another run holds the advisory lock (nothing is released then)."""
-    korrigo.seed('locks')
-    facts = korrigo.run('korrigo_facts', gather_subset=['copies', 'locks'], list_limit=50)['ansible_facts']['korrigo']
-    holder = psycopg2.connect(dsn_for(korrigo.name))
-    try:
-        with holder.cursor() as cur:  # what another run of copylock holds while it releases
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('korrigo.ops'), hashtext('copylock'))")
-        skipped = korrigo.run('copylock', expired=True, gather_before=['copies', 'locks'], actions_limit=50)
-    finally:
-        holder.rollback()
-        holder.close()
-    assert skipped['skipped_concurrent_run'] is True and skipped['changed'] is False, skipped
-    assert skipped['korrigo_before']['locks']['expired_total'] == 5
-    released = korrigo.run('copylock', expired=True, gather_before=['copies', 'locks'],
-                           gather_after=['copies', 'locks'], actions_limit=50)
-    assert released.get('failed') is not True and released['count'] == 5, released
-    before = released['korrigo_before']
-    assert before['copies_by_status'] == facts['copies_by_status']
-    for key in ('total', 'active', 'expired_total', 'locked_without_valid_lock', 'expired_by_owner'):
-        assert before['locks'][key] == facts['locks'][key], key
-    assert released['korrigo_after']['locks']['expired_total'] == 0
-    assert 'korrigo_before' not in korrigo.run('copylock', expired=True)

@@ -16,9 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.korrigo.ops.plugins.module_utils import severity
-
-COMPOSE_PROJECT_LABEL = 'com.docker.compose.project'
-COMPOSE_SERVICE_LABEL = 'com.docker.compose.service'
+from ansible_collections.korrigo.ops.plugins.module_utils.compose import COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL
 KORRIGO_SERVICES = ('db', 'redis', 'backend', 'celery')
 
 

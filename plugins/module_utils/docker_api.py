@@ -21,10 +21,8 @@ import socket
 import ssl
 from urllib.parse import quote, urlsplit
 
+from ansible_collections.korrigo.ops.plugins.module_utils.compose import daemon_url, service_labels
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
-
-DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
-COMPOSE_PROJECT_LABEL = 'com.docker.compose.project'
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -59,7 +57,7 @@ def tls_context(environ):
 def connection(docker_host=None, timeout=10, environ=None):
     """(the daemon's URL, an unopened HTTP connection to it); KorrigoError for a scheme this reader does not speak."""
     environ = os.environ if environ is None else environ
-    url = docker_host or environ.get('DOCKER_HOST') or DEFAULT_DOCKER_HOST
+    url = daemon_url(docker_host, environ)
     if url.startswith('unix://'):
         return url, UnixHTTPConnection(url[len('unix://'):], timeout)
     if url.startswith(('tcp://', 'http://', 'https://')):
@@ -79,7 +77,7 @@ def connection(docker_host=None, timeout=10, environ=None):
 def compose_containers(project, docker_host=None, timeout=10, environ=None):
     """Every container (running or not) labelled with the compose project, as the Engine API lists them."""
     url, conn = connection(docker_host, timeout, environ)
-    filters = json.dumps({'label': ['%s=%s' % (COMPOSE_PROJECT_LABEL, project)]})
+    filters = json.dumps({'label': service_labels(project)})
     try:
         conn.request('GET', '/containers/json?all=1&filters=%s' % quote(filters, safe=''))
         response = conn.getresponse()

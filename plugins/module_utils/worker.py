@@ -33,6 +33,7 @@ import shlex
 import socket
 import traceback
 
+from ansible_collections.korrigo.ops.plugins.module_utils.compose import daemon_url, service_labels
 from ansible_collections.korrigo.ops.plugins.module_utils.errors import KorrigoError
 
 try:
@@ -80,7 +81,7 @@ def docker_client(docker_host=None):
 
 def service_containers(client, project, service):
     """Containers of a compose service, running or not, found by the labels both Compose versions set."""
-    labels = ['com.docker.compose.project=%s' % project, 'com.docker.compose.service=%s' % service]
+    labels = service_labels(project, service)
     try:
         return sorted(client.containers.list(all=True, filters={'label': labels}), key=lambda c: c.name)
     except Exception as err:
@@ -90,7 +91,7 @@ def service_containers(client, project, service):
 def docker_daemon_is_local(docker_host=None, environ=None):
     """True when the Docker daemon runs on the module host (unix socket, npipe, or TCP to loopback)."""
     environ = os.environ if environ is None else environ
-    url = docker_host or environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
+    url = daemon_url(docker_host, environ)
     if url.startswith(('unix://', 'npipe://')):
         return True
     if url.startswith(('tcp://', 'http://', 'https://')):

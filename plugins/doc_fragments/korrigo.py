@@ -169,9 +169,31 @@ attributes:
 '''
 
     # Where Korrigo's MEDIA_ROOT is, for the modules that read or write its files.
-    # Korrigo's Prometheus endpoint (korrigo_latency_facts, korrigo_triage_info; module_utils/latency's spec).
+    # The options korrigo_latency_facts and korrigo_triage_info share (module_utils/latency's spec): Korrigo's
+    # Prometheus endpoint, its broker and the latency thresholds.
     METRICS = r'''
 options:
+  broker_url:
+    description:
+      - Korrigo's C(CELERY_BROKER_URL) (Redis) for the backlog. Empty skips the backlog.
+      - It may carry the Redis password, so it is never logged.
+    type: str
+    default: ''
+  latency_threshold_seconds:
+    description:
+      - An endpoint whose p95 exceeds this is listed in C(metrics.slow_endpoints) (the playbook's symptom is p95 > 5 s).
+    type: float
+    default: 5.0
+  long_running_seconds:
+    description:
+      - An active query running longer than this is counted as long-running.
+    type: int
+    default: 300
+  idle_in_transaction_seconds:
+    description:
+      - A session idle in a transaction for longer than this is counted as stale (it holds its locks).
+    type: int
+    default: 60
   metrics_url:
     description:
       - Korrigo's Prometheus endpoint (C(/metrics)). Empty skips the metrics.

@@ -49,21 +49,6 @@ options:
         (the requests of that window). 0 uses the counters as scraped (every request since the backend started).
     type: int
     default: 0
-  latency_threshold_seconds:
-    description:
-      - An endpoint whose p95 exceeds this is listed in C(metrics.slow_endpoints) (the playbook's symptom is p95 > 5 s).
-    type: float
-    default: 5.0
-  long_running_seconds:
-    description:
-      - An active query running longer than this is counted as long-running.
-    type: int
-    default: 300
-  idle_in_transaction_seconds:
-    description:
-      - A session idle in a transaction for longer than this is counted as stale (it holds its locks).
-    type: int
-    default: 60
   query_length:
     description:
       - Characters of each query text kept.
@@ -74,12 +59,6 @@ options:
       - Most sessions, statements and endpoints listed; counts always cover everything.
     type: int
     default: 50
-  broker_url:
-    description:
-      - Korrigo's C(CELERY_BROKER_URL) (Redis). Empty skips the backlog.
-      - It may carry the Redis password, so it is never logged.
-    type: str
-    default: ''
   queue:
     description:
       - The Celery queue whose length is the backlog (Korrigo only uses C(celery)).

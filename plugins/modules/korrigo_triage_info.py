@@ -56,26 +56,6 @@ options:
     elements: str
     default: [ metrics, sessions, connections, backlog ]
     choices: [ all, metrics, sessions, connections, indexes, statements, backlog ]
-  broker_url:
-    description:
-      - Korrigo's C(CELERY_BROKER_URL) (Redis) for the backlog. Empty skips the backlog. Never logged.
-    type: str
-    default: ''
-  latency_threshold_seconds:
-    description:
-      - An endpoint whose p95 exceeds this is a slow endpoint.
-    type: float
-    default: 5.0
-  long_running_seconds:
-    description:
-      - An active query running longer than this is counted as long-running.
-    type: int
-    default: 300
-  idle_in_transaction_seconds:
-    description:
-      - A session idle in a transaction for longer than this is counted as stale.
-    type: int
-    default: 60
   workflow_subset:
     description:
       - M(korrigo.ops.korrigo_facts)' O(korrigo.ops.korrigo_facts#module:gather_subset).

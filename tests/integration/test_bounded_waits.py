@@ -142,3 +142,20 @@ def test_timeouts_must_be_positive(korrigo, option):
     result = korrigo.run('copylock', expired=True, **{option: 0})
     assert result.get('failed') is True and '%s must be a positive number' % option in result['msg'], result
     assert korrigo.checksums() == checksums
+
+
+def test_every_session_starts_with_its_timeouts_and_without_jit(korrigo):
+    """The startup options of module_utils/database take effect on the server (not only in the keywords): the
+    waits are bounded from the first statement, and JIT is off (its compilation costs our one-pass statements more
+    than it saves)."""
+    from ansible_collections.korrigo.ops.plugins.module_utils.database import connect
+
+    conn = connect({'database_url': dsn_for(korrigo.name), 'lock_timeout_ms': 1500,
+                    'statement_timeout_ms': 45000}, 'korrigo.ops:test')
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout'),"
+                        " current_setting('jit')")
+            assert cur.fetchone() == ('1500ms', '45s', 'off')
+    finally:
+        conn.close()

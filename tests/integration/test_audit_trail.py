@@ -214,7 +214,20 @@ def test_repeat_counts_read_beside_the_gap_check_agree_with_one_statement(korrig
     finally:
         conn.close()
     assert result['normal_repeats'] == one_statement['normal_repeats']
-    assert result['normal_repeats']['copies_with_repeated_annotation_events'] > 0
+    # Both forms share audit_rules' two rules: the same counts by plain SQL, written here from their definitions.
+    conn = psycopg2.connect(dsn_for(korrigo.name))
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("""
+                SELECT count(DISTINCT copy_id) FILTER (WHERE action IN ('CREATE_ANN', 'UPDATE_ANN', 'DELETE_ANN')),
+                       count(*)
+                  FROM (SELECT copy_id, action FROM grading_gradingevent
+                         GROUP BY copy_id, action, actor_id HAVING count(*) > 1) repeated""")
+            annotation_copies, duplicate_groups = cursor.fetchone()
+    finally:
+        conn.close()
+    assert result['normal_repeats']['copies_with_repeated_annotation_events'] == annotation_copies > 0
+    assert result['normal_repeats']['playbook_duplicate_groups'] == duplicate_groups > 0
 
 
 def test_korrigo_facts_audit_subset_is_the_audit_trail_check(korrigo):

@@ -1,5 +1,8 @@
 """Bounded waits: a remediation never waits longer than lock_timeout_ms for a row one of Korrigo's own
 transactions holds; it changes nothing and names the session holding it. Both Korrigo versions."""
+import json
+import subprocess
+import sys
 import time
 
 import psycopg2
@@ -147,15 +150,16 @@ def test_timeouts_must_be_positive(korrigo, option):
 def test_every_session_starts_with_its_timeouts_and_without_jit(korrigo):
     """The startup options of module_utils/database take effect on the server (not only in the keywords): the
     waits are bounded from the first statement, and JIT is off (its compilation costs our one-pass statements more
-    than it saves)."""
-    from ansible_collections.korrigo.ops.plugins.module_utils.database import connect
-
-    conn = connect({'database_url': dsn_for(korrigo.name), 'lock_timeout_ms': 1500,
-                    'statement_timeout_ms': 45000}, 'korrigo.ops:test')
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout'),"
-                        " current_setting('jit')")
-            assert cur.fetchone() == ('1500ms', '45s', 'off')
-    finally:
-        conn.close()
+    than it saves). Read in a process of its own, as a module's: module_utils stay out of this test process."""
+    probe = """
+import json, sys
+from ansible_collections.korrigo.ops.plugins.module_utils.database import connect
+conn = connect({'database_url': sys.argv[1], 'lock_timeout_ms': 1500, 'statement_timeout_ms': 45000}, 'korrigo.ops:test')
+cur = conn.cursor()
+cur.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), current_setting('jit')")
+print(json.dumps(cur.fetchone()))
+conn.close()
+"""
+    out = subprocess.run([sys.executable, '-c', probe, dsn_for(korrigo.name)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert json.loads(out) == ['1500ms', '45s', 'off']

@@ -7,7 +7,9 @@ import subprocess
 import time
 
 import docker
+import psycopg2
 import pytest
+from korrigo_stack import seed as stack_seed
 
 from conftest import DB, ROOT, VERSIONS, run_module
 
@@ -22,6 +24,14 @@ GUARD_DB = dict(DB, login_db=VERSIONS['head'])
 
 @pytest.fixture(name='celery_container')
 def celery_container_fixture(stack, databases):
+    # The guard of a start or restart needs its remediation user in the database it audits to (GUARD_DB): seeded
+    # here, whatever the test before left there (a test's reset truncates the users too).
+    conn = psycopg2.connect(databases['head'])
+    try:
+        stack_seed.reset(conn)
+        stack_seed.seed(conn, 'baseline')
+    finally:
+        conn.close()
     client = docker.from_env()
     labels = ['com.docker.compose.project=korrigo', 'com.docker.compose.service=celery']
     container = client.containers.list(all=True, filters={'label': labels})[0]
